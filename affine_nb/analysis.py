@@ -7,7 +7,7 @@ __all__ = ['confusion_matrix', 'most_confused', 'plot_confusion', 'affine_layers
            'ablate_affine', 'interpret_affine', 'affine_on_image', 'image_figure', 'image_widget', 'AffineProbe',
            'probe_widget', 'epoch_table', 'summary_table', 'machine', 'metrics_markdown', 'repro_markdown']
 
-# %% ../nbs/04_analysis.ipynb #92b8c731
+# %% ../nbs/04_analysis.ipynb #dbbabf51
 import copy, json, math, platform, re, shlex
 from configparser import ConfigParser
 from pathlib import Path
@@ -23,7 +23,7 @@ from .layer import LearnedAffine
 from .model import make_model
 from .training import TrainConfig, fit, predict, save_curves
 
-# %% ../nbs/04_analysis.ipynb #8100dbad
+# %% ../nbs/04_analysis.ipynb #71e6c27e
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
     "`cm[t, p]` = how many examples of true class `t` were predicted as `p`."
     return torch.bincount(labels * n_classes + predicted, minlength=n_classes ** 2).view(n_classes, n_classes)
@@ -49,7 +49,7 @@ def plot_confusion(cm: torch.Tensor) -> Figure:
                         color='white' if values[t, p] > 0.6 * values.max() else 'black')
     return fig
 
-# %% ../nbs/04_analysis.ipynb #71ad17de
+# %% ../nbs/04_analysis.ipynb #bbfffe41
 def affine_layers(model: nn.Module) -> dict[str, LearnedAffine]:
     "Every `LearnedAffine` in `model`, by name."
     return {name: m for name, m in model.named_modules() if isinstance(m, LearnedAffine)}
@@ -78,7 +78,7 @@ def plot_affine(model: nn.Module) -> Figure:
             ax.legend()
     return fig
 
-# %% ../nbs/04_analysis.ipynb #c58c58ca
+# %% ../nbs/04_analysis.ipynb #614b2ccc
 def accuracy(model: nn.Module, split: Split) -> float:
     return (predict(model, split).argmax(1) == split.labels).float().mean().item()
 
@@ -92,7 +92,7 @@ def ablate_affine(model: nn.Module, split: Split) -> dict[str, float]:
         results['reset ' + ' + '.join(reset)] = accuracy(clone, split)
     return results
 
-# %% ../nbs/04_analysis.ipynb #c86bdb6d
+# %% ../nbs/04_analysis.ipynb #36d1e1f9
 def interpret_affine(summary: dict, ablation: dict) -> str:
     "One paragraph on what the `LearnedAffine` layers learned, from `affine_summary` and `ablate_affine`; every claim is computed."
     c, h = summary['conv_affine'], summary['hidden_affine']
@@ -111,7 +111,7 @@ def interpret_affine(summary: dict, ablation: dict) -> str:
             f"{trained:.4f} to {ablation['reset conv_affine']:.4f} (convolution layer only), {ablation['reset hidden_affine']:.4f} "
             f"(hidden layer only) and {both:.4f} (both, {-drop:+.4f}): {reliance}.")
 
-# %% ../nbs/04_analysis.ipynb #4b843be0
+# %% ../nbs/04_analysis.ipynb #266caf77
 def affine_on_image(image: torch.Tensor, gamma: float, beta: float) -> torch.Tensor:
     "A `(28, 28)` uint8 image as floats in [0, 1], through a `LearnedAffine((1, 1, 1))` with the given γ and β."
     layer = LearnedAffine((1, 1, 1))
@@ -138,7 +138,7 @@ def image_widget(image: torch.Tensor):
     return widgets.interactive(show, gamma=widgets.FloatSlider(value=1, min=-2, max=3, step=0.05),
                                beta=widgets.FloatSlider(value=0, min=-1, max=1, step=0.05))
 
-# %% ../nbs/04_analysis.ipynb #17d77c6e
+# %% ../nbs/04_analysis.ipynb #59e45224
 class AffineProbe:
     "Re-evaluate `model` on `split` with the γ of one `LearnedAffine` scaled and its β shifted, fast."
     def __init__(self, model: nn.Sequential, split: Split, layer: str = 'hidden_affine'):
@@ -174,17 +174,18 @@ def probe_widget(probe: AffineProbe, images: torch.Tensor, n_shown: int = 8):
     return widgets.interactive(show, gamma_scale=widgets.FloatSlider(value=1, min=-1, max=3, step=0.05),
                                beta_shift=widgets.FloatSlider(value=0, min=-2, max=2, step=0.05))
 
-# %% ../nbs/04_analysis.ipynb #f90ac61b
-def epoch_table(history: list[dict]) -> str:
-    rows = ["| epoch | train loss | train acc | test loss | test acc | seconds |", "|---|---|---|---|---|---|"]
-    rows += [f"| {h['epoch']} | {h['train_loss']:.4f} | {h['train_acc']:.4f} | {h['test_loss']:.4f} | {h['test_acc']:.4f} | {h['seconds']:.1f} |" for h in history]
+# %% ../nbs/04_analysis.ipynb #d53c7ffe
+def epoch_table(history: list[dict], seconds: bool = True) -> str:
+    "A markdown table with one row per epoch; `seconds=False` leaves out the only column that varies between identical runs."
+    columns = ['epoch', 'train_loss', 'train_acc', 'test_loss', 'test_acc'] + (['seconds'] if seconds else [])
+    fmt = lambda key, value: str(value) if key == 'epoch' else f"{value:.1f}" if key == 'seconds' else f"{value:.4f}"
+    rows = ['| ' + ' | '.join(c.replace('_', ' ') for c in columns) + ' |', '|' + '---|' * len(columns)]
+    rows += ['| ' + ' | '.join(fmt(c, h[c]) for c in columns) + ' |' for h in history]
     return '\n'.join(rows)
 
 def summary_table(metrics: dict) -> str:
     "The headline of a run, without timings (it does not change from run to run on the same machine kind)."
-    rows = ["| epoch | train loss | train acc | test loss | test acc |", "|---|---|---|---|---|"]
-    rows += [f"| {h['epoch']} | {h['train_loss']:.4f} | {h['train_acc']:.4f} | {h['test_loss']:.4f} | {h['test_acc']:.4f} |" for h in metrics['history']]
-    return '\n'.join(rows) + f"\n\nFinal test accuracy **{metrics['test_acc']:.4f}**; weights sha256 `{metrics['weights_sha256']}`.\n"
+    return epoch_table(metrics['history'], seconds=False) + f"\n\nFinal test accuracy **{metrics['test_acc']:.4f}**; weights sha256 `{metrics['weights_sha256']}`.\n"
 
 def machine(metrics: dict) -> str:
     e = metrics['environment']
@@ -253,13 +254,17 @@ Generated by `nbs/04_analysis.ipynb` from `results/default/metrics.json`; do not
 3. Install and run the main job (the default three-epoch training):
 
    ```bash
-   python3.11 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/affine-train --download --out runs/check
+   python3.11 -m venv .venv && .venv/bin/pip install -c constraints.txt -e ".[dev]" && .venv/bin/affine-train --download --out runs/check
    ```
 4. Run every test: `.venv/bin/nbdev_test` (add `--flags slow` for the long experiments).
 
-## Pinned versions (settings.ini)
+## Pinned versions
+
+The direct requirements, pinned in settings.ini:
 
 {chr(10).join(f'- `{p}`' for p in pins)}
+
+Every other package they pull in is pinned in `constraints.txt` (the install command above uses it).
 
 ## What to expect
 
