@@ -7,8 +7,8 @@ __all__ = ['confusion_matrix', 'most_confused', 'plot_confusion', 'affine_layers
            'ablate_affine', 'interpret_affine', 'affine_on_image', 'image_figure', 'image_widget', 'AffineProbe',
            'probe_widget', 'epoch_table', 'summary_table', 'machine', 'metrics_markdown', 'repro_markdown']
 
-# %% ../nbs/04_analysis.ipynb #1184e9d6
-import copy, json, math, platform, re, shlex
+# %% ../nbs/04_analysis.ipynb #40b461b6
+import copy, shlex
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -18,12 +18,11 @@ from IPython.display import display
 from matplotlib.figure import Figure
 from torch import nn
 
-from .data import CLASSES, Split, load_split, to_float
+from .data import CLASSES, Split, to_float
 from .layer import LearnedAffine
-from .model import make_model
-from .training import TrainConfig, fit, predict, save_curves
+from .training import predict
 
-# %% ../nbs/04_analysis.ipynb #c6aa26c5
+# %% ../nbs/04_analysis.ipynb #14246166
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
     "`cm[t, p]` = how many examples of true class `t` were predicted as `p`."
     return torch.bincount(labels * n_classes + predicted, minlength=n_classes ** 2).view(n_classes, n_classes)
@@ -49,7 +48,7 @@ def plot_confusion(cm: torch.Tensor) -> Figure:
                         color='white' if values[t, p] > 0.6 * values.max() else 'black')
     return fig
 
-# %% ../nbs/04_analysis.ipynb #edfcdd6a
+# %% ../nbs/04_analysis.ipynb #2a56a045
 def affine_layers(model: nn.Module) -> dict[str, LearnedAffine]:
     "Every `LearnedAffine` in `model`, by name."
     return {name: m for name, m in model.named_modules() if isinstance(m, LearnedAffine)}
@@ -78,7 +77,7 @@ def plot_affine(model: nn.Module) -> Figure:
             ax.legend()
     return fig
 
-# %% ../nbs/04_analysis.ipynb #bb04b1b9
+# %% ../nbs/04_analysis.ipynb #23419c5d
 def accuracy(model: nn.Module, split: Split) -> float:
     return (predict(model, split).argmax(1) == split.labels).float().mean().item()
 
@@ -92,7 +91,7 @@ def ablate_affine(model: nn.Module, split: Split) -> dict[str, float]:
         results['reset ' + ' + '.join(reset)] = accuracy(clone, split)
     return results
 
-# %% ../nbs/04_analysis.ipynb #75a8c8f2
+# %% ../nbs/04_analysis.ipynb #a142c9e1
 def interpret_affine(summary: dict, ablation: dict) -> str:
     "One paragraph on what the `LearnedAffine` layers learned, from `affine_summary` and `ablate_affine`; every claim is computed."
     c, h = summary['conv_affine'], summary['hidden_affine']
@@ -111,7 +110,7 @@ def interpret_affine(summary: dict, ablation: dict) -> str:
             f"{trained:.4f} to {ablation['reset conv_affine']:.4f} (convolution layer only), {ablation['reset hidden_affine']:.4f} "
             f"(hidden layer only) and {both:.4f} (both, {-drop:+.4f}): {reliance}.")
 
-# %% ../nbs/04_analysis.ipynb #b22fd662
+# %% ../nbs/04_analysis.ipynb #b0ca2723
 def affine_on_image(image: torch.Tensor, gamma: float, beta: float) -> torch.Tensor:
     "A `(28, 28)` uint8 image as floats in [0, 1], through a `LearnedAffine((1, 1, 1))` with the given γ and β."
     layer = LearnedAffine((1, 1, 1))
@@ -138,7 +137,7 @@ def image_widget(image: torch.Tensor):
     return widgets.interactive(show, gamma=widgets.FloatSlider(value=1, min=-2, max=3, step=0.05),
                                beta=widgets.FloatSlider(value=0, min=-1, max=1, step=0.05))
 
-# %% ../nbs/04_analysis.ipynb #d58f2b01
+# %% ../nbs/04_analysis.ipynb #1af903be
 class AffineProbe:
     "Re-evaluate `model` on `split` with the γ of one `LearnedAffine` scaled and its β shifted, fast."
     def __init__(self, model: nn.Sequential, split: Split, layer: str = 'hidden_affine'):
@@ -174,7 +173,7 @@ def probe_widget(probe: AffineProbe, images: torch.Tensor, n_shown: int = 8):
     return widgets.interactive(show, gamma_scale=widgets.FloatSlider(value=1, min=-1, max=3, step=0.05),
                                beta_shift=widgets.FloatSlider(value=0, min=-2, max=2, step=0.05))
 
-# %% ../nbs/04_analysis.ipynb #50333ce0
+# %% ../nbs/04_analysis.ipynb #86a0783f
 def epoch_table(history: list[dict], seconds: bool = True) -> str:
     "A markdown table with one row per epoch; `seconds=False` leaves out the only column that varies between identical runs."
     columns = ['epoch', 'train_loss', 'train_acc', 'test_loss', 'test_acc'] + (['seconds'] if seconds else [])

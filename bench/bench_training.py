@@ -10,10 +10,9 @@ bench/results.md (which README.md includes).
 
     python bench/bench_training.py [--epochs-each 2] [--data FOLDER]
 """
-import argparse, json, os, platform, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
