@@ -7,7 +7,7 @@ __all__ = ['confusion_matrix', 'most_confused', 'plot_confusion', 'affine_layers
            'ablate_affine', 'interpret_affine', 'affine_on_image', 'image_figure', 'image_widget', 'AffineProbe',
            'probe_widget', 'epoch_table', 'summary_table', 'machine', 'metrics_markdown', 'repro_markdown']
 
-# %% ../nbs/04_analysis.ipynb #40b461b6
+# %% ../nbs/04_analysis.ipynb #75a6fabd
 import copy, shlex
 from configparser import ConfigParser
 from pathlib import Path
@@ -22,16 +22,15 @@ from .data import CLASSES, Split, to_float
 from .layer import LearnedAffine
 from .training import predict
 
-# %% ../nbs/04_analysis.ipynb #14246166
+# %% ../nbs/04_analysis.ipynb #ba27fe3b
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
     "`cm[t, p]` = how many examples of true class `t` were predicted as `p`."
     return torch.bincount(labels * n_classes + predicted, minlength=n_classes ** 2).view(n_classes, n_classes)
 
 def most_confused(cm: torch.Tensor, k: int = 5) -> list[tuple[str, str, int, float]]:
     "The `k` largest mistakes: (true class, predicted class, count, share of the true class)."
-    off = cm.clone().fill_diagonal_(0)
-    top = off.flatten().topk(k).indices
-    return [(CLASSES[i // 10], CLASSES[i % 10], int(off.flatten()[i]), off.flatten()[i].item() / cm[i // 10].sum().item()) for i in top.tolist()]
+    n, off = len(cm), cm.clone().fill_diagonal_(0).flatten()
+    return [(CLASSES[i // n], CLASSES[i % n], int(off[i]), off[i].item() / cm[i // n].sum().item()) for i in off.topk(k).indices.tolist()]
 
 def plot_confusion(cm: torch.Tensor) -> Figure:
     "Counts and row-normalised shares side by side, class names on both axes."
@@ -48,7 +47,7 @@ def plot_confusion(cm: torch.Tensor) -> Figure:
                         color='white' if values[t, p] > 0.6 * values.max() else 'black')
     return fig
 
-# %% ../nbs/04_analysis.ipynb #2a56a045
+# %% ../nbs/04_analysis.ipynb #16d6f000
 def affine_layers(model: nn.Module) -> dict[str, LearnedAffine]:
     "Every `LearnedAffine` in `model`, by name."
     return {name: m for name, m in model.named_modules() if isinstance(m, LearnedAffine)}
@@ -77,7 +76,7 @@ def plot_affine(model: nn.Module) -> Figure:
             ax.legend()
     return fig
 
-# %% ../nbs/04_analysis.ipynb #23419c5d
+# %% ../nbs/04_analysis.ipynb #8c404ae8
 def accuracy(model: nn.Module, split: Split) -> float:
     return (predict(model, split).argmax(1) == split.labels).float().mean().item()
 
@@ -91,7 +90,7 @@ def ablate_affine(model: nn.Module, split: Split) -> dict[str, float]:
         results['reset ' + ' + '.join(reset)] = accuracy(clone, split)
     return results
 
-# %% ../nbs/04_analysis.ipynb #a142c9e1
+# %% ../nbs/04_analysis.ipynb #0235c93b
 def interpret_affine(summary: dict, ablation: dict) -> str:
     "One paragraph on what the `LearnedAffine` layers learned, from `affine_summary` and `ablate_affine`; every claim is computed."
     c, h = summary['conv_affine'], summary['hidden_affine']
@@ -110,7 +109,7 @@ def interpret_affine(summary: dict, ablation: dict) -> str:
             f"{trained:.4f} to {ablation['reset conv_affine']:.4f} (convolution layer only), {ablation['reset hidden_affine']:.4f} "
             f"(hidden layer only) and {both:.4f} (both, {-drop:+.4f}): {reliance}.")
 
-# %% ../nbs/04_analysis.ipynb #b0ca2723
+# %% ../nbs/04_analysis.ipynb #677a1a3a
 def affine_on_image(image: torch.Tensor, gamma: float, beta: float) -> torch.Tensor:
     "A `(28, 28)` uint8 image as floats in [0, 1], through a `LearnedAffine((1, 1, 1))` with the given γ and β."
     layer = LearnedAffine((1, 1, 1))
@@ -137,7 +136,7 @@ def image_widget(image: torch.Tensor):
     return widgets.interactive(show, gamma=widgets.FloatSlider(value=1, min=-2, max=3, step=0.05),
                                beta=widgets.FloatSlider(value=0, min=-1, max=1, step=0.05))
 
-# %% ../nbs/04_analysis.ipynb #1af903be
+# %% ../nbs/04_analysis.ipynb #ae413301
 class AffineProbe:
     "Re-evaluate `model` on `split` with the γ of one `LearnedAffine` scaled and its β shifted, fast."
     def __init__(self, model: nn.Sequential, split: Split, layer: str = 'hidden_affine'):
@@ -173,7 +172,7 @@ def probe_widget(probe: AffineProbe, images: torch.Tensor, n_shown: int = 8):
     return widgets.interactive(show, gamma_scale=widgets.FloatSlider(value=1, min=-1, max=3, step=0.05),
                                beta_shift=widgets.FloatSlider(value=0, min=-2, max=2, step=0.05))
 
-# %% ../nbs/04_analysis.ipynb #86a0783f
+# %% ../nbs/04_analysis.ipynb #d544f15d
 def epoch_table(history: list[dict], seconds: bool = True) -> str:
     "A markdown table with one row per epoch; `seconds=False` leaves out the only column that varies between identical runs."
     columns = ['epoch', 'train_loss', 'train_acc', 'test_loss', 'test_acc'] + (['seconds'] if seconds else [])
@@ -224,7 +223,7 @@ Most confused classes on the test set:
 
 ## What was tried, what worked, what we would change
 
-- Tried: the seed's recipe (AdamW, cross-entropy, StepLR, 3 epochs, seed 42) on a network whose only biases are the
+- Tried: the default recipe (AdamW, cross-entropy, StepLR, 3 epochs, seed 42) on a network whose only biases are the
   β of its two `LearnedAffine` layers. It works: {metrics['test_acc']:.4f} test accuracy after
   {cfg['epochs']} epochs, with the learning rate cut to {cfg['lr_decay']:g}× after every epoch.
 - Worked: feeding batches sliced from in-memory tensors (see the benchmark in README.md), fixed threads and seeds

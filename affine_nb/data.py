@@ -6,7 +6,7 @@
 __all__ = ['DATA_ENV', 'CLASSES', 'FILES', 'default_root', 'data_root', 'check_files', 'Split', 'load_split', 'plot_samples',
            'to_float', 'Batches']
 
-# %% ../nbs/02_data.ipynb #a9b1f843
+# %% ../nbs/02_data.ipynb #fbb7e34e
 import gzip, math, os, shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -16,7 +16,7 @@ import torch
 from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import calculate_md5
 
-# %% ../nbs/02_data.ipynb #ec3e5afa
+# %% ../nbs/02_data.ipynb #19bb999a
 DATA_ENV = 'AFFINE_NB_DATA'
 CLASSES = tuple(FashionMNIST.classes)   # 'T-shirt/top', 'Trouser', ..., in label order
 FILES = dict(FashionMNIST.resources)    # file name -> md5 of the official .gz
@@ -34,7 +34,7 @@ def data_root(root=None) -> Path:
     if os.environ.get(DATA_ENV): return Path(os.environ[DATA_ENV]).expanduser()
     return default_root()
 
-# %% ../nbs/02_data.ipynb #852f1a81
+# %% ../nbs/02_data.ipynb #e8aa8634
 def _gzip_content_size(gz: Path) -> int:
     with open(gz, 'rb') as f:
         f.seek(-4, os.SEEK_END)
@@ -72,7 +72,7 @@ def check_files(root=None, download: bool = False) -> Path:
         if not extracted.exists() or extracted.stat().st_size != _gzip_content_size(gz): _extract(gz, extracted)
     return raw
 
-# %% ../nbs/02_data.ipynb #76dd5f95
+# %% ../nbs/02_data.ipynb #021d9d1b
 class Split(NamedTuple):
     "All images of a split as one `uint8` tensor `(N, 28, 28)`, and their `int64` labels `(N,)`."
     images: torch.Tensor
@@ -89,11 +89,11 @@ def load_split(train: bool = True, root=None, download: bool = False) -> Split:
     raw = check_files(root, download)
     try: dataset = FashionMNIST(raw.parent.parent, train=train)
     except (AssertionError, RuntimeError, ValueError) as e:
-        raise ValueError(f"cannot read the FashionMNIST files in {raw} ({type(e).__name__}: {e}); delete the extracted "
-                         f"files there (the ones without .gz) so that they are extracted again") from None
+        raise ValueError(f"cannot read the FashionMNIST files in {raw} ({type(e).__name__}: {e}); put the four official "
+                         f".gz files there and delete the files without .gz, which are then extracted again") from None
     return Split(dataset.data, dataset.targets)
 
-# %% ../nbs/02_data.ipynb #4c4b07a1
+# %% ../nbs/02_data.ipynb #ed8359be
 def plot_samples(split: Split, per_class: int = 4):
     "A grid with the first `per_class` images of each class, one column per class."
     fig, axes = plt.subplots(per_class, len(CLASSES), figsize=(1.2 * len(CLASSES), 1.3 * per_class + 0.3))
@@ -108,7 +108,7 @@ def plot_samples(split: Split, per_class: int = 4):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_data.ipynb #b7c6ae39
+# %% ../nbs/02_data.ipynb #3164b063
 def to_float(images: torch.Tensor) -> torch.Tensor:
     "`uint8` images `(N, 28, 28)` → float model input `(N, 1, 28, 28)` in [0, 1]."
     return images.unsqueeze(1).float().div_(255)

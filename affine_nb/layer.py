@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['affine_shape', 'check_fits', 'LearnedAffine']
 
-# %% ../nbs/00_layer.ipynb #1742f1ab
+# %% ../nbs/00_layer.ipynb #6d6c7c64
 import torch
 from torch import nn
 
-# %% ../nbs/00_layer.ipynb #65655eb3
+# %% ../nbs/00_layer.ipynb #9a465833
 def affine_shape(shape) -> tuple[int, ...]:
     "`shape` as a tuple of positive ints; an int `n` means `(n,)`."
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -17,7 +17,7 @@ def affine_shape(shape) -> tuple[int, ...]:
         raise ValueError(f"LearnedAffine needs a positive int or a tuple of positive ints as its shape, got {shape!r}")
     return dims
 
-# %% ../nbs/00_layer.ipynb #a63c75bb
+# %% ../nbs/00_layer.ipynb #6de0a538
 def check_fits(x_shape, shape) -> None:
     "Raise a `ValueError` unless an input of `x_shape` keeps its shape when scaled by a parameter of `shape`."
     n = len(shape)
@@ -26,7 +26,7 @@ def check_fits(x_shape, shape) -> None:
         raise ValueError(f"LearnedAffine{tuple(shape)} cannot take an input of shape {tuple(x_shape)}: "
                          f"its last {n} dimension(s) must equal {tuple(shape)} (a 1 in the layer's shape matches any size)")
 
-# %% ../nbs/00_layer.ipynb #319771e6
+# %% ../nbs/00_layer.ipynb #a16b2a62
 class LearnedAffine(nn.Module):
     "Scale by a learned `gamma` and shift by a learned `beta`: `y = x * gamma + beta`, broadcast over the batch."
     def __init__(self, shape: int | tuple[int, ...], device=None, dtype=None):

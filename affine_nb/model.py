@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PIXEL_MEAN', 'PIXEL_STD', 'Standardize', 'make_model', 'count_parameters']
 
-# %% ../nbs/01_model.ipynb #f6ab1b04
+# %% ../nbs/01_model.ipynb #c1151930
 from collections import OrderedDict
 
 import torch
@@ -13,7 +13,7 @@ from torch import nn
 
 from .layer import LearnedAffine
 
-# %% ../nbs/01_model.ipynb #1b149f39
+# %% ../nbs/01_model.ipynb #783ad66a
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530   # of FashionMNIST's training pixels in [0, 1]; the data chapter measures them
 
 class Standardize(nn.Module):
@@ -28,7 +28,7 @@ class Standardize(nn.Module):
     def extra_repr(self) -> str:
         return f"mean={self.mean}, std={self.std}"
 
-# %% ../nbs/01_model.ipynb #4fe59470
+# %% ../nbs/01_model.ipynb #d015ecc4
 def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n_classes: int = 10) -> nn.Sequential:
     "The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits. `batchnorm` adds `BatchNorm1d` right after the hidden `LearnedAffine`."
     layers = [('standardize', Standardize()),
@@ -43,7 +43,7 @@ def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n
                ('head', nn.Linear(hidden, n_classes))]
     return nn.Sequential(OrderedDict(layers))
 
-# %% ../nbs/01_model.ipynb #fe325813
+# %% ../nbs/01_model.ipynb #68a7d6dd
 def count_parameters(model: nn.Module) -> int:
     "Number of trainable numbers in `model`."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

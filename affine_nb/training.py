@@ -8,7 +8,7 @@ __all__ = ['SCHEDULERS', 'TIMING_KEYS', 'RUN_OPTIONS', 'TrainConfig', 'set_deter
            'environment', 'fit', 'curve_figures', 'save_curves', 'without_timings', 'make_parser', 'config_from_args',
            'writable_folder', 'main']
 
-# %% ../nbs/03_training.ipynb #04052c17
+# %% ../nbs/03_training.ipynb #addf147e
 import argparse, dataclasses, hashlib, json, math, os, platform, random, sys, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ import affine_nb
 from .data import Batches, Split, load_split
 from .model import make_model
 
-# %% ../nbs/03_training.ipynb #0feb7c70
+# %% ../nbs/03_training.ipynb #704f59c7
 SCHEDULERS = ('step', 'onecycle')
 
 @dataclass
@@ -57,7 +57,7 @@ class TrainConfig:
                    f"--device {self.device} is not available here; use cpu")]
         return [message for ok, message in checks if not ok]
 
-# %% ../nbs/03_training.ipynb #93f9bfb5
+# %% ../nbs/03_training.ipynb #339ec253
 def set_determinism(cfg: TrainConfig) -> None:
     "Seed every generator, fix the number of threads, and forbid non-deterministic kernels."
     random.seed(cfg.seed)
@@ -67,7 +67,7 @@ def set_determinism(cfg: TrainConfig) -> None:
     if cfg.device.startswith('cuda'): os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True)
 
-# %% ../nbs/03_training.ipynb #ba41b69f
+# %% ../nbs/03_training.ipynb #10a6b469
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     "AdamW over every parameter of `model`."
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -78,7 +78,7 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_epochs * steps_per_epoch, gamma=cfg.lr_decay)
 
-# %% ../nbs/03_training.ipynb #ee53f87a
+# %% ../nbs/03_training.ipynb #2ab09656
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training cannot go on."
 
@@ -121,7 +121,7 @@ def evaluate(model, split: Split, device='cpu') -> tuple[float, float]:
     logits = predict(model, split, device=device)
     return nn.functional.cross_entropy(logits, split.labels).item(), (logits.argmax(1) == split.labels).float().mean().item()
 
-# %% ../nbs/03_training.ipynb #1df45d78
+# %% ../nbs/03_training.ipynb #63afd266
 def weights_sha256(model: nn.Module) -> str:
     "sha256 of the raw bytes of every tensor in `model.state_dict()`, in order."
     digest = hashlib.sha256()
@@ -143,7 +143,7 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"{path} is not a checkpoint written by affine-train")
     return state
 
-# %% ../nbs/03_training.ipynb #db3f2c2a
+# %% ../nbs/03_training.ipynb #6c3586c6
 def environment() -> dict:
     "Library versions and the machine, for the record."
     cpu = platform.processor() or platform.machine()
@@ -158,7 +158,7 @@ def _checkpoint(model, optimizer, scheduler, batches, cfg, epoch, history, lrs) 
                 scheduler=scheduler.state_dict(), batch_order=batches.generator.get_state(), torch_rng=torch.get_rng_state(),
                 history=history, lrs=lrs)
 
-# %% ../nbs/03_training.ipynb #fce4b919
+# %% ../nbs/03_training.ipynb #c2dadb35
 def fit(cfg: TrainConfig, train: Split | None = None, test: Split | None = None, out=None, resume=None,
         stop_after: int | None = None, quiet: bool = True, data=None, model: nn.Module | None = None):
     "Train as `cfg` says; returns `(model, metrics)`. Writes checkpoints and results into `out` if given."
@@ -203,7 +203,7 @@ def fit(cfg: TrainConfig, train: Split | None = None, test: Split | None = None,
         (out / 'metrics.json').write_text(json.dumps(metrics, indent=1) + '\n')
     return model, metrics
 
-# %% ../nbs/03_training.ipynb #aa4833c7
+# %% ../nbs/03_training.ipynb #53fe1613
 def _epoch_axes(fig, title, ylabel):
     ax = fig.add_subplot()
     ax.set(title=title, xlabel='epoch', ylabel=ylabel)
@@ -238,7 +238,7 @@ def save_curves(metrics: dict, folder) -> dict[str, Figure]:
     for name, fig in figures.items(): fig.savefig(Path(folder) / name, dpi=100)
     return figures
 
-# %% ../nbs/03_training.ipynb #7be4401e
+# %% ../nbs/03_training.ipynb #2c73e537
 TIMING_KEYS = ('seconds', 'wall_seconds', 'environment')
 
 def without_timings(metrics: dict) -> dict:
@@ -246,7 +246,7 @@ def without_timings(metrics: dict) -> dict:
     strip = lambda d: {k: (strip(v) if isinstance(v, dict) else v) for k, v in d.items() if k not in TIMING_KEYS}
     return {k: ([strip(h) for h in v] if k == 'history' else v) for k, v in strip(metrics).items()}
 
-# %% ../nbs/03_training.ipynb #41d07d3a
+# %% ../nbs/03_training.ipynb #9d1a413a
 RUN_OPTIONS = {  # option -> (TrainConfig field, type, help)
     '--epochs': ('epochs', int, "number of passes over the training set (default 3)"),
     '--batch-size': ('batch_size', int, "images per optimizer step (default 128)"),
@@ -289,6 +289,8 @@ def config_from_args(args, parser) -> tuple[TrainConfig, dict | None]:
     else: cfg = TrainConfig(**given)
     problems = cfg.problems()
     if args.stop_after is not None and args.stop_after < 1: problems.append(f"--stop-after must be at least 1, got {args.stop_after}")
+    if args.stop_after is not None and state is not None and args.stop_after <= state['epoch']:
+        problems.append(f"--stop-after {args.stop_after}: the checkpoint is already at epoch {state['epoch']} (epochs count from the start of the run)")
     if problems: parser.error('; '.join(problems))
     return cfg, state
 
@@ -300,26 +302,30 @@ def writable_folder(out: Path, parser) -> Path:
     except OSError as e: parser.error(f"cannot write to the output folder {out}: {e.strerror or e}")
     return out
 
-# %% ../nbs/03_training.ipynb #6d71d492
+# %% ../nbs/03_training.ipynb #1a65a7f2
 def main(argv: list[str] | None = None) -> int:
     "The `affine-train` command."
     parser = make_parser()
     args = parser.parse_args(argv)
     cfg, state = config_from_args(args, parser)
     default_out = Path(args.resume).parent if args.resume else Path('runs') / time.strftime('%Y%m%d-%H%M%S')
-    out = writable_folder(Path(args.out) if args.out else default_out, parser)
+    out = Path(args.out) if args.out else default_out
+    created = not out.exists()
+    writable_folder(out, parser)
     try:
         train, test = load_split(True, args.data, args.download), load_split(False, args.data)
-    except (OSError, ValueError, RuntimeError) as e: parser.error(str(e))
+    except (OSError, ValueError, RuntimeError) as e:
+        if created and not any(out.iterdir()): out.rmdir()      # leave nothing behind for a run that never started
+        parser.error(str(e))
+    checkpoint = out / 'checkpoint.pt'
     try:
         model, metrics = fit(cfg, train, test, out=out, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet)
-    except NonFiniteLoss as e:
-        print(f"affine-train: stopped: {e}; the checkpoint of the last complete epoch is kept in {out}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\naffine-train: interrupted; the checkpoint of the last complete epoch is in {out / 'checkpoint.pt'} "
-              f"(resume with --resume {out / 'checkpoint.pt'})", file=sys.stderr)
-        return 130
+    except (NonFiniteLoss, KeyboardInterrupt) as e:
+        what = f"stopped: {e}" if isinstance(e, NonFiniteLoss) else "interrupted"
+        kept = (f"the checkpoint of the last complete epoch is intact: resume with --resume {checkpoint}" if checkpoint.exists()
+                else "no epoch was complete, so there is no checkpoint to resume from")
+        print(f"\naffine-train: {what}; {kept}", file=sys.stderr)
+        return 1 if isinstance(e, NonFiniteLoss) else 130
     last = metrics['history'][-1]
     if metrics['finished']:
         print(f"test accuracy {last['test_acc']:.4f} after {cfg.epochs} epochs in {metrics['wall_seconds']:.1f} s; "
