@@ -6,18 +6,17 @@
 __all__ = ['SEEDS', 'CONFIGS', 'FULL_TRAIN', 'run_name', 'run_or_load', 'run_configs', 'summarize', 'compare', 'results_table',
            'plot_lr_schedules', 'plot_accuracy_by_config', 'overlap_check', 'conclusions', 'experiments_markdown']
 
-# %% ../nbs/05_experiments.ipynb #3ec99765
+# %% ../nbs/05_experiments.ipynb #1bcfea0e
 import dataclasses, json, math, statistics
 from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from .data import Split
-from .training import TrainConfig, fit
+from .training import TrainConfig, epoch_axes, fit, lr_by_epoch
 
-# %% ../nbs/05_experiments.ipynb #2653801b
+# %% ../nbs/05_experiments.ipynb #60f08d99
 SEEDS = (42, 43, 44)
 CONFIGS = {  # name -> the settings that differ from the default recipe
     'step': {},
@@ -45,7 +44,7 @@ def run_configs(names, epochs: int, seeds, folder: Path, train=None, test=None, 
                                Path(folder) / run_name(name, epochs, seed), train, test, retrain) for seed in seeds]
             for name in names}
 
-# %% ../nbs/05_experiments.ipynb #f9608aba
+# %% ../nbs/05_experiments.ipynb #7fff0de5
 def summarize(runs: list[dict]) -> dict:
     "Mean, standard deviation, min and max of the final test accuracy over `runs`, and the mean wall time."
     accs = [m['test_acc'] for m in runs]
@@ -70,23 +69,19 @@ def results_table(groups: dict[str, list[dict]]) -> str:
                     f"| {s['train_acc']:.4f} | {s['seconds']:.1f} |")
     return '\n'.join(rows)
 
-# %% ../nbs/05_experiments.ipynb #9cf21bbd
+# %% ../nbs/05_experiments.ipynb #2d04c737
 def plot_lr_schedules(groups: dict[str, list[dict]]) -> Figure:
     "The learning rate of every step, one line per configuration (first seed)."
     fig = Figure(figsize=(7, 4), layout='constrained')
-    ax = fig.add_subplot()
-    for name, runs in groups.items():
-        lrs = runs[0]['lrs']
-        per_epoch = len(lrs) / runs[0]['config']['epochs']
-        ax.plot([(i + 1) / per_epoch for i in range(len(lrs))], lrs, label=name)
-    ax.set(title='Learning-rate schedules', xlabel='epoch', ylabel='learning rate')
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.grid(alpha=0.3); ax.legend()
+    ax = epoch_axes(fig, 'Learning-rate schedules', 'learning rate')
+    for name, runs in groups.items(): ax.plot(*lr_by_epoch(runs[0]), label=name)
+    ax.legend()
     return fig
 
 def plot_accuracy_by_config(groups: dict[str, list[dict]]) -> Figure:
     "Test accuracy after each epoch, mean over seeds with the min–max band, and train accuracy dashed."
     fig = Figure(figsize=(8, 4.5), layout='constrained')
-    ax = fig.add_subplot()
+    ax = epoch_axes(fig, 'Accuracy by configuration (band: min–max over seeds)', 'accuracy (fraction correct)')
     for name, runs in groups.items():
         epochs = [h['epoch'] for h in runs[0]['history']]
         test = torch.tensor([[h['test_acc'] for h in m['history']] for m in runs])
@@ -94,11 +89,10 @@ def plot_accuracy_by_config(groups: dict[str, list[dict]]) -> Figure:
         line, = ax.plot(epochs, test.mean(0), 'o-', label=f"{name} test ({len(runs)} seeds)")
         ax.fill_between(epochs, test.min(0).values, test.max(0).values, color=line.get_color(), alpha=0.2)
         ax.plot(epochs, train.mean(0), '--', color=line.get_color(), alpha=0.6, label=f"{name} train")
-    ax.set(title='Accuracy by configuration (band: min–max over seeds)', xlabel='epoch', ylabel='accuracy (fraction correct)')
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.grid(alpha=0.3); ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=2)
     return fig
 
-# %% ../nbs/05_experiments.ipynb #0d9dd986
+# %% ../nbs/05_experiments.ipynb #a9507acd
 @torch.no_grad()
 def overlap_check(model, images: torch.Tensor, scale: float = 2.0, shift: float = 1.0) -> float:
     "Largest change of the train-mode logits of `images` when the hidden LearnedAffine's γ is scaled and β shifted."
@@ -112,7 +106,7 @@ def overlap_check(model, images: torch.Tensor, scale: float = 2.0, shift: float 
     model.eval()
     return (after - before).abs().max().item()
 
-# %% ../nbs/05_experiments.ipynb #64e9c381
+# %% ../nbs/05_experiments.ipynb #fd163aa1
 def conclusions(short: dict[str, list[dict]], long: dict[str, list[dict]]) -> str:
     "What the runs show, comparison by comparison, in markdown."
     s = {name: summarize(runs) for name, runs in short.items()}

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['SCHEDULERS', 'TIMING_KEYS', 'RUN_OPTIONS', 'TrainConfig', 'set_determinism', 'make_optimizer', 'make_scheduler',
            'NonFiniteLoss', 'train_epoch', 'predict', 'evaluate', 'weights_sha256', 'save_atomic', 'load_checkpoint',
-           'environment', 'fit', 'curve_figures', 'save_curves', 'without_timings', 'make_parser', 'config_from_args',
-           'writable_folder', 'main']
+           'environment', 'fit', 'epoch_axes', 'lr_by_epoch', 'curve_figures', 'save_curves', 'without_timings',
+           'make_parser', 'config_from_args', 'writable_folder', 'main']
 
-# %% ../nbs/03_training.ipynb #addf147e
+# %% ../nbs/03_training.ipynb #9f98f147
 import argparse, dataclasses, hashlib, json, math, os, platform, random, sys, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ import affine_nb
 from .data import Batches, Split, load_split
 from .model import make_model
 
-# %% ../nbs/03_training.ipynb #704f59c7
+# %% ../nbs/03_training.ipynb #1634c756
 SCHEDULERS = ('step', 'onecycle')
 
 @dataclass
@@ -57,7 +57,7 @@ class TrainConfig:
                    f"--device {self.device} is not available here; use cpu")]
         return [message for ok, message in checks if not ok]
 
-# %% ../nbs/03_training.ipynb #339ec253
+# %% ../nbs/03_training.ipynb #f5a95cf3
 def set_determinism(cfg: TrainConfig) -> None:
     "Seed every generator, fix the number of threads, and forbid non-deterministic kernels."
     random.seed(cfg.seed)
@@ -67,7 +67,7 @@ def set_determinism(cfg: TrainConfig) -> None:
     if cfg.device.startswith('cuda'): os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True)
 
-# %% ../nbs/03_training.ipynb #10a6b469
+# %% ../nbs/03_training.ipynb #36957cc1
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     "AdamW over every parameter of `model`."
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -78,7 +78,7 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_epochs * steps_per_epoch, gamma=cfg.lr_decay)
 
-# %% ../nbs/03_training.ipynb #2ab09656
+# %% ../nbs/03_training.ipynb #98ab5872
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training cannot go on."
 
@@ -121,7 +121,7 @@ def evaluate(model, split: Split, device='cpu') -> tuple[float, float]:
     logits = predict(model, split, device=device)
     return nn.functional.cross_entropy(logits, split.labels).item(), (logits.argmax(1) == split.labels).float().mean().item()
 
-# %% ../nbs/03_training.ipynb #63afd266
+# %% ../nbs/03_training.ipynb #bd52396d
 def weights_sha256(model: nn.Module) -> str:
     "sha256 of the raw bytes of every tensor in `model.state_dict()`, in order."
     digest = hashlib.sha256()
@@ -143,7 +143,7 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"{path} is not a checkpoint written by affine-train")
     return state
 
-# %% ../nbs/03_training.ipynb #6c3586c6
+# %% ../nbs/03_training.ipynb #5ff7dd47
 def environment() -> dict:
     "Library versions and the machine, for the record."
     cpu = platform.processor() or platform.machine()
@@ -158,7 +158,7 @@ def _checkpoint(model, optimizer, scheduler, batches, cfg, epoch, history, lrs) 
                 scheduler=scheduler.state_dict(), batch_order=batches.generator.get_state(), torch_rng=torch.get_rng_state(),
                 history=history, lrs=lrs)
 
-# %% ../nbs/03_training.ipynb #c2dadb35
+# %% ../nbs/03_training.ipynb #6ec308f6
 def fit(cfg: TrainConfig, train: Split | None = None, test: Split | None = None, out=None, resume=None,
         stop_after: int | None = None, quiet: bool = True, data=None, model: nn.Module | None = None):
     "Train as `cfg` says; returns `(model, metrics)`. Writes checkpoints and results into `out` if given."
@@ -203,13 +203,19 @@ def fit(cfg: TrainConfig, train: Split | None = None, test: Split | None = None,
         (out / 'metrics.json').write_text(json.dumps(metrics, indent=1) + '\n')
     return model, metrics
 
-# %% ../nbs/03_training.ipynb #53fe1613
-def _epoch_axes(fig, title, ylabel):
+# %% ../nbs/03_training.ipynb #8014e993
+def epoch_axes(fig, title: str, ylabel: str):
+    "Axes for a curve over epochs: title, labels, integer epochs on x, a light grid."
     ax = fig.add_subplot()
     ax.set(title=title, xlabel='epoch', ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return ax
+
+def lr_by_epoch(metrics: dict) -> tuple[list[float], list[float]]:
+    "The learning rate of every step of a run, against the step's position in epochs (step i of n per epoch at (i+1)/n)."
+    steps_per_epoch = len(metrics['lrs']) / max(len(metrics['history']), 1)
+    return [(i + 1) / steps_per_epoch for i in range(len(metrics['lrs']))], metrics['lrs']
 
 def curve_figures(metrics: dict) -> dict[str, Figure]:
     "The loss, accuracy and learning-rate figures of a run, by file name."
@@ -219,15 +225,14 @@ def curve_figures(metrics: dict) -> dict[str, Figure]:
     for name, key, title, ylabel in [('loss_over_epochs.png', 'loss', 'Cross-entropy loss', 'loss (nats per image)'),
                                      ('accuracy_over_epochs.png', 'acc', 'Accuracy', 'accuracy (fraction correct)')]:
         fig = Figure(figsize=(6, 4), layout='constrained')
-        ax = _epoch_axes(fig, title, ylabel)
+        ax = epoch_axes(fig, title, ylabel)
         ax.plot(epochs, [h[f'train_{key}'] for h in history], 'o-', label='train (during the epoch)')
         ax.plot(epochs, [h[f'test_{key}'] for h in history], 's-', label='test (after the epoch)')
         ax.legend()
         figures[name] = fig
     fig = Figure(figsize=(6, 4), layout='constrained')
-    ax = _epoch_axes(fig, f"Learning rate ({metrics['config']['scheduler']} schedule)", 'learning rate')
-    steps_per_epoch = len(metrics['lrs']) / max(len(history), 1)
-    ax.plot([(i + 1) / steps_per_epoch for i in range(len(metrics['lrs']))], metrics['lrs'])
+    ax = epoch_axes(fig, f"Learning rate ({metrics['config']['scheduler']} schedule)", 'learning rate')
+    ax.plot(*lr_by_epoch(metrics))
     ax.set_xlim(0, max(len(history), 1))
     figures['learning_rate.png'] = fig
     return figures
@@ -238,7 +243,7 @@ def save_curves(metrics: dict, folder) -> dict[str, Figure]:
     for name, fig in figures.items(): fig.savefig(Path(folder) / name, dpi=100)
     return figures
 
-# %% ../nbs/03_training.ipynb #2c73e537
+# %% ../nbs/03_training.ipynb #089e3436
 TIMING_KEYS = ('seconds', 'wall_seconds', 'environment')
 
 def without_timings(metrics: dict) -> dict:
@@ -246,7 +251,7 @@ def without_timings(metrics: dict) -> dict:
     strip = lambda d: {k: (strip(v) if isinstance(v, dict) else v) for k, v in d.items() if k not in TIMING_KEYS}
     return {k: ([strip(h) for h in v] if k == 'history' else v) for k, v in strip(metrics).items()}
 
-# %% ../nbs/03_training.ipynb #9d1a413a
+# %% ../nbs/03_training.ipynb #4a5c496d
 RUN_OPTIONS = {  # option -> (TrainConfig field, type, help)
     '--epochs': ('epochs', int, "number of passes over the training set (default 3)"),
     '--batch-size': ('batch_size', int, "images per optimizer step (default 128)"),
@@ -302,7 +307,7 @@ def writable_folder(out: Path, parser) -> Path:
     except OSError as e: parser.error(f"cannot write to the output folder {out}: {e.strerror or e}")
     return out
 
-# %% ../nbs/03_training.ipynb #1a65a7f2
+# %% ../nbs/03_training.ipynb #38a199c7
 def main(argv: list[str] | None = None) -> int:
     "The `affine-train` command."
     parser = make_parser()
