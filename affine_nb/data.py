@@ -48,7 +48,7 @@ def _extract(gz: Path, target: Path) -> None:
         os.replace(partial, target)                                                  # atomic: whole file or none
     except PermissionError:
         raise PermissionError(f"cannot extract {gz.name} in {gz.parent}: the folder is read-only; copy the folder "
-                              f"that holds FashionMNIST/ somewhere writable and point {DATA_ENV} (or --data) at the copy") from None
+                              f"that holds FashionMNIST/ somewhere writable and point {DATA_ENV} (or pass root=) at the copy") from None
     finally: partial.unlink(missing_ok=True)
 
 def _verify(raw: Path, name: str) -> None:
@@ -58,12 +58,13 @@ def _verify(raw: Path, name: str) -> None:
         actual = calculate_md5(str(gz))
         if actual != FILES[gz.name]:
             raise ValueError(f"FashionMNIST file {gz} is corrupted or truncated: md5 {actual}, expected {FILES[gz.name]}; "
-                             f"delete it and load again with download=True (affine-train --download), or copy the official file over it")
+                             f"delete it and load again with download=True, or copy the official file over it")
         if not path.exists() or calculate_md5(str(path)) != EXTRACTED[name]: _extract(gz, path)
     elif (actual := calculate_md5(str(path))) != EXTRACTED[name]:
         raise ValueError(f"FashionMNIST file {path} is not the official one: md5 {actual}, expected {EXTRACTED[name]}; "
                          f"put the official {gz.name} beside it (it is then extracted again) or delete it and load with download=True")
 
+# %% ../nbs/02_data.ipynb #9f9b6162
 def check_files(root=None, download: bool = False, train: bool | None = None) -> Path:
     "Make sure the four FashionMNIST files under `root` are there and extracted, those of the `train` split (all if None) verified; return the `raw` folder."
     root = data_root(root)
@@ -73,10 +74,10 @@ def check_files(root=None, download: bool = False, train: bool | None = None) ->
         try: FashionMNIST(root, train=True, download=True)
         except Exception as e:
             raise RuntimeError(f"could not download FashionMNIST into {raw} ({type(e).__name__}: {e}); without a network, "
-                               f"copy the four files there or point {DATA_ENV} (or --data) at a folder that has them") from None
+                               f"copy the four files there or point {DATA_ENV} (or pass root=) at a folder that has them") from None
     elif missing:
-        raise FileNotFoundError(f"FashionMNIST file {missing[0]} not found in {raw}; point {DATA_ENV} (or --data) at the "
-                                f"folder that holds FashionMNIST/raw/, or allow the download (download=True, affine-train --download)")
+        raise FileNotFoundError(f"FashionMNIST file {missing[0]} not found in {raw}; point {DATA_ENV} (or root=) at the "
+                                f"folder that holds FashionMNIST/raw/, or allow the download (download=True)")
     checked = [name for name in EXTRACTED if train is None or name.startswith(SPLITS[train][0])]
     for name in EXTRACTED:
         if name in checked: _verify(raw, name)
@@ -120,7 +121,7 @@ def plot_samples(split: Split, per_class: int = 4):
         indices = (split.labels == label).nonzero().flatten()[:per_class]
         for row, index in enumerate(indices):
             ax = axes[row, label]
-            ax.imshow(split.images[index], cmap='gray_r', vmin=0, vmax=255)
+            ax.imshow(split.images[index].numpy(), cmap='gray_r', vmin=0, vmax=255)
             ax.set_xticks([]); ax.set_yticks([])
             if row == 0: ax.set_title(name, fontsize=9)
     fig.suptitle('FashionMNIST: the first training images of each class')

@@ -1,0 +1,37 @@
+"""pytest runs every chapter in nbs/ as one test, through nbdev's own notebook runner, and the tests in tests/.
+
+`pytest -q` skips the cells flagged `slow` (as `nbdev_test` does); `pytest -q --flags slow` runs them too."""
+import pytest
+from nbdev.config import get_config
+from nbdev.test import test_nb
+
+
+def pytest_addoption(parser):
+    parser.addoption('--flags', default='', help="nbdev test flags whose cells run too (e.g. slow)")
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == '.ipynb' and file_path.parent.name == 'nbs' and not file_path.name.startswith(('_', '.')):
+        return Chapter.from_parent(parent, path=file_path)
+
+
+class ChapterFailed(Exception):
+    "A chapter's cell raised; nbdev's runner has printed the cell and the traceback."
+
+
+class Chapter(pytest.File):
+    def collect(self): yield ChapterRun.from_parent(self, name=self.path.stem)
+
+
+class ChapterRun(pytest.Item):
+    def runtest(self):
+        flags = self.config.getoption('--flags').split()
+        skipped = [flag for flag in get_config().tst_flags.split() if flag not in flags]
+        ok, _ = test_nb(self.path, skip_flags=skipped, force_flags=flags, showerr=True)
+        if not ok: raise ChapterFailed(self.path.name)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, ChapterFailed): return f"{self.path.name} failed: its failing cell and traceback are printed above"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self): return self.path, 0, f"chapter {self.path.name}"
