@@ -25,6 +25,7 @@ CONFIGS = {  # name -> the settings that differ from the default recipe
     'onecycle': {'scheduler': 'onecycle'},
     'step-bn': {'batchnorm': True},
     'onecycle-bn': {'scheduler': 'onecycle', 'batchnorm': True},
+    'step-no-decay-affine': {'no_decay_affine': True},
 }
 
 def run_name(config: str, epochs: int, seed: int) -> str: return f"{config}-{epochs}ep-seed{seed}"
@@ -132,5 +133,7 @@ def conclusions(three_epochs: dict[str, list[dict]], longer: dict[str, list[dict
         f"- **Longer training.** The best 3-epoch configuration, {best}, trained for {long_run['epochs']} epochs: {compare(summary[best], long_run)}. "
         f"The gap between train and test accuracy grows from {gap_short * 100:.2f} points after 3 epochs to {gap_long * 100:.2f} points after "
         f"{long_run['epochs']}{': the model starts to fit the training set better than it generalizes' if gap_long > 2 * gap_short else ''}.",
+        f"- **Weight decay on γ, β and the biases.** Kept out of AdamW's decay, with StepLR: "
+        f"{compare(summary['step'], summary['step-no-decay-affine'])}.",
         f"- **Cost.** {summary['step']['seconds']:.0f} s for a 3-epoch run with StepLR, {summary['step-bn']['seconds']:.0f} s with BatchNorm, "
         f"{long_run['seconds']:.0f} s for {long_run['epochs']} epochs of {best}."])

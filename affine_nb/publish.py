@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 from .analysis import AffineProbe, accuracy_sweep, affine_layers, analyse, image_strip, plot_accuracy_sweep, plot_affine, plot_confusion
 from .cli import RUN_FILES, save_figure, train_run, write_atomic
 from .data import load_split, plot_samples
+from .diagnostics import diagnostic_figures
 from .experiments import CONFIGS, SEEDS, best_of, load_runs, plot_accuracy_by_config, plot_lr_schedules, run_configs
 from .plotting import summary_table
 from .report import experiments_markdown, metrics_markdown, readme, repro_markdown
@@ -56,6 +57,7 @@ def train_reference(root: Path) -> None:
     save_figures({'confusion_matrix.png': plot_confusion(torch.tensor(analysis['confusion'])), 'learned_affine.png': plot_affine(model),
                   'fashion_mnist_samples.png': plot_samples(train), 'affine_on_image.png': image_strip(test.images[0]),
                   'accuracy_vs_gamma_beta.png': plot_accuracy_sweep(accuracy_sweep(probe), hidden, metrics['test_acc'])}, root / 'figures')
+    save_figures(diagnostic_figures(model, train, test), root / 'figures')    # lr_find, activation_stats, misclassified
     for name in ('loss_over_epochs.png', 'accuracy_over_epochs.png', 'learning_rate.png'): os.replace(folder / name, root / 'figures' / name)
 
 def train_experiments(root: Path) -> None:

@@ -68,7 +68,7 @@ def lessons_section(metrics: dict, analysis: dict) -> str:
   gives the same weights).
 - Would change: the largest error is {true} taken for {predicted} ({count} of 1000); a second convolution layer or
   data augmentation would target it, at several times the CPU cost. AdamW also decays γ toward 0 rather than toward
-  its identity value 1; excluding γ and β from weight decay is the usual refinement."""
+  its identity value 1; the experiments below measure what keeping γ, β and the biases out of the decay changes."""
 
 # %% ../nbs/09_report.ipynb #fde2b328
 def metrics_markdown(metrics: dict, analysis: dict, experiments: str = '') -> str:
