@@ -16,7 +16,7 @@ import torch
 from .data import load_split
 from .model import make_model
 from .plotting import curve_figures
-from .repro import PORTABLE_ENV, portable_active, portable_env
+from .repro import PORTABLE_ENV, portable_active, restart_portable
 from .training import NonFiniteLoss, TrainConfig, fit
 
 try: import fcntl                      # POSIX: a lock that the system releases when its process dies
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--portable needs an x86-64 CPU with AVX2; this one runs {torch.backends.cpu.get_cpu_capability()} kernels")
         if argv is not None: parser.error("--portable must take effect before torch starts: run affine-train from a shell, "
                                           "or start Python under affine-portable")
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], portable_env())   # start again, pins set
+        restart_portable()
     cfg, state = config_from_args(args, parser)
     if state is not None and state['epoch'] >= cfg.epochs:
         print(f"{args.resume} is the end of a finished run ({state['epoch']} of {cfg.epochs} epochs): nothing to do, nothing rewritten")

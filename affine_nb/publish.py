@@ -18,22 +18,20 @@ from nbclient import NotebookClient
 
 from .analysis import AffineProbe, accuracy_sweep, affine_layers, analyse, image_strip, plot_accuracy_sweep, plot_affine, plot_confusion
 from .cli import RUN_FILES, save_figure, train_run, write_atomic
-from .data import load_split, plot_samples
+from .data import checkout, load_split, plot_samples
 from .diagnostics import diagnostic_figures
 from .experiments import CONFIGS, SEEDS, best_of, load_runs, plot_accuracy_by_config, plot_lr_schedules, run_configs
 from .plotting import summary_table
 from .report import experiments_markdown, metrics_markdown, readme, repro_markdown
-from .repro import KERNEL_VARIANTS, portable_active, portable_env, read_metrics, train_variant, variant_folder
+from .repro import KERNEL_VARIANTS, portable_active, read_metrics, restart_portable, train_variant, variant_folder
 from .training import TrainConfig
 
 # %% ../nbs/10_publish.ipynb #4cdf2090
 STAGES = ('reference', 'experiments', 'kernels', 'notebooks')
 
 def project_root() -> Path:
-    "The checkout that holds the current folder."
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / 'settings.ini').is_file() and (folder / 'nbs').is_dir(): return folder
+    "The checkout that holds the current folder, with its chapters."
+    if (root := checkout()) is not None and (root / 'nbs').is_dir(): return root
     raise FileNotFoundError("affine-publish works inside the project's checkout (the folder with settings.ini and nbs/)")
 
 def fresh_folder(folder: Path) -> Path:
@@ -142,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         if not portable_active():
             if argv is not None: parser.error("training must start in portable mode: run affine-publish from a shell")
-            os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], portable_env())
+            restart_portable()
         stages = dict(reference=train_reference, experiments=train_experiments, kernels=measure_kernels)
         for stage in [s for s in STAGES if s in args.stage and s in stages]:
             print(f"affine-publish: {stage}", flush=True)

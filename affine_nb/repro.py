@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['PORTABLE_ENV', 'KEY_FIELDS', 'TOLERANCE', 'KERNEL_VARIANTS', 'PINS', 'portable_active', 'cpu_info',
-           'kernel_fingerprint', 'portable_env', 'run_portable', 'kernel_key', 'key_differences', 'final',
-           'compare_runs', 'default_reference', 'read_metrics', 'compare_main', 'variant_folder', 'train_variant',
-           'kernel_table', 'largest_differences', 'seed_spread']
+           'kernel_fingerprint', 'portable_env', 'restart_portable', 'run_portable', 'kernel_key', 'key_differences',
+           'final', 'compare_runs', 'default_reference', 'read_metrics', 'compare_main', 'variant_folder',
+           'train_variant', 'kernel_table', 'largest_differences', 'seed_spread']
 
 # %% ../nbs/08_reproducibility.ipynb #082b0f92
 import argparse, getpass, json, os, platform, re, subprocess, sys, tempfile
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import checkout
 from .plotting import markdown_table
 
 # %% ../nbs/08_reproducibility.ipynb #6410d65d
@@ -51,6 +52,10 @@ def portable_env(env: dict | None = None) -> dict:
     # torch.compile's cache does not key on the CPU capability: a kernel compiled for AVX-512 must not be reused here
     env.setdefault('TORCHINDUCTOR_CACHE_DIR', str(Path(tempfile.gettempdir()) / f'torchinductor_{user}_portable'))
     return env
+
+def restart_portable():
+    "Start this command again from the top, in a new process image, with the portable pins set before torch starts."
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], portable_env())
 
 def run_portable() -> int:
     "The `affine-portable COMMAND [ARGS]` command: run COMMAND with the portable kernel pins set before torch starts."
@@ -100,9 +105,7 @@ def compare_runs(run: dict, reference: dict) -> tuple[str, str]:
 # %% ../nbs/08_reproducibility.ipynb #9c366a55
 def default_reference() -> Path:
     "`results/default/metrics.json` of the checkout that holds the current folder."
-    here = Path.cwd().resolve()
-    return next((f / 'results' / 'default' / 'metrics.json' for f in (here, *here.parents) if (f / 'settings.ini').is_file()),
-                Path('results') / 'default' / 'metrics.json')
+    return (checkout() or Path()) / 'results' / 'default' / 'metrics.json'
 
 def read_metrics(path) -> dict:
     "A run's metrics.json (or the metrics.json in the folder `path`), or a clear error."
