@@ -16,7 +16,7 @@ import torch
 from .data import load_split
 from .model import make_model
 from .plotting import curve_figures
-from .repro import PORTABLE_ENV, portable_active, restart_portable
+from .repro import portable_active, portable_requested, restart_portable
 from .training import NonFiniteLoss, TrainConfig, fit
 
 try: import fcntl                      # POSIX: a lock that the system releases when its process dies
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.portable and not portable_active():
-        if all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items()):
+        if portable_requested():
             parser.error(f"--portable needs an x86-64 CPU with AVX2; this one runs {torch.backends.cpu.get_cpu_capability()} kernels")
         if argv is not None: parser.error("--portable must take effect before torch starts: run affine-train from a shell, "
                                           "or start Python under affine-portable")
