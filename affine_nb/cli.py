@@ -5,19 +5,21 @@
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'RUN_FILES', 'DiskFull', 'write_atomic', 'save_atomic', 'save_figure', 'load_checkpoint',
            'RunFolderError', 'check_run_folder', 'claimed_folder', 'train_run', 'flag', 'make_parser',
-           'config_from_args', 'default_out', 'checkpoint_note', 'main']
+           'config_from_args', 'default_out', 'checkpoint_note', 'main', 'run_ranks', 'rank_main']
 
 # %% ../nbs/07_cli.ipynb #007bf43e
-import argparse, contextlib, dataclasses, errno, io, json, os, sys, time
+import argparse, atexit, contextlib, dataclasses, errno, io, json, os, sys, time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from .data import load_split
+from .distributed import TIMEOUT_S, RankFailed, join_group, launch, launched
 from .model import make_model
 from .plotting import curve_figures
 from .repro import portable_active, portable_requested, restart_portable
-from .training import NonFiniteLoss, TrainConfig, fit
+from .training import NonFiniteLoss, TrainConfig, cpu_cores, fit, local_processes
 
 try: import fcntl                      # POSIX: a lock that the system releases when its process dies
 except ImportError: fcntl = None
@@ -150,12 +152,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument('--portable', action='store_true', help="use the portable kernels (ATen and oneDNN held to AVX2, "
                         "MKL_CBWR=AVX2): the same bits on every x86-64 CPU with AVX2, somewhat slower")
     parser.add_argument('--quiet', action='store_true', help="no progress bars")
+    parser.add_argument('--timeout', type=float, default=TIMEOUT_S, metavar='SECONDS', help="with --nproc: how long a process "
+                        f"waits for the others before it stops with an error (default {TIMEOUT_S})")
     return parser
 
 # %% ../nbs/07_cli.ipynb #5b885330
 def config_from_args(args, parser) -> tuple[TrainConfig, dict | None]:
     "The `TrainConfig` the options ask for (completed from the checkpoint when resuming), and the checkpoint."
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+    if launched(): given.setdefault('nproc', int(os.environ['WORLD_SIZE']))       # started by torchrun
+    if given.get('nproc', 1) > 1 and 'threads' not in given and args.resume is None:
+        given['threads'] = max(1, cpu_cores() // local_processes(given['nproc']))  # the cores shared among the processes
     state = None
     if args.resume is not None:
         if not args.resume.strip(): parser.error("--resume needs the path of a checkpoint.pt, got an empty string")
@@ -166,6 +173,8 @@ def config_from_args(args, parser) -> tuple[TrainConfig, dict | None]:
         cfg = TrainConfig(**state['config'])
     else: cfg = TrainConfig(**given)
     problems = [f"{flag(name)} {message}" for name, message in cfg.problems()]
+    if launched() and cfg.nproc != int(os.environ['WORLD_SIZE']):
+        problems.append(f"--nproc {cfg.nproc} differs from the {os.environ['WORLD_SIZE']} processes torchrun started")
     if args.stop_after is not None and args.stop_after < 1: problems.append(f"--stop-after must be at least 1, got {args.stop_after}")
     if args.stop_after is not None and state is not None and args.stop_after <= state['epoch']:
         problems.append(f"--stop-after {args.stop_after}: the checkpoint is already at epoch {state['epoch']} (epochs count from the start of the run)")
@@ -198,18 +207,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.resume} is the end of a finished run ({state['epoch']} of {cfg.epochs} epochs): nothing to do, nothing rewritten")
         return 0
     out = Path(args.out) if args.out else Path(args.resume).parent if state is not None else default_out()
-    try: check_run_folder(out, resume=state is not None)
-    except (OSError, ValueError) as e: parser.error(str(e))
+    rank = int(os.environ['RANK']) if launched() else 0
+    if rank == 0:
+        try: check_run_folder(out, resume=state is not None)
+        except (OSError, ValueError) as e: parser.error(str(e))
     try: train, test = load_split(True, args.data, args.download), load_split(False, args.data)
     except (OSError, ValueError, RuntimeError) as e: parser.error(f"{e} (on the command line: --data FOLDER, --download)")
+    if cfg.nproc > 1 and not launched():
+        return run_ranks(cfg, [*(sys.argv[1:] if argv is None else argv), '--out', str(out)], out / 'checkpoint.pt', args.timeout)
+    if launched() and not dist.is_initialized():                                     # started by torchrun
+        join_group(cfg.device, args.timeout)
+        atexit.register(dist.destroy_process_group)
     checkpoint = out / 'checkpoint.pt'
-    try: model, metrics = train_run(cfg, out, train, test, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet)
+    try:
+        if rank == 0: model, metrics = train_run(cfg, out, train, test, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet)
+        else: model, metrics = fit(cfg, train, test, state, args.stop_after)                # only rank 0 writes
     except RunFolderError as e: parser.error(str(e))
     except (NonFiniteLoss, DiskFull, KeyboardInterrupt) as e:
         what = {NonFiniteLoss: f"stopped: {e}", DiskFull: str(e)}.get(type(e), "interrupted")
         print(f"\naffine-train: {what}; {checkpoint_note(checkpoint)}", file=sys.stderr)
         return {NonFiniteLoss: 1, DiskFull: 2}.get(type(e), 130)
     last = metrics['history'][-1]
+    if rank > 0: return 0
     if metrics['finished']:
         print(f"test accuracy {last['test_acc']:.4f} after {cfg.epochs} epochs in {metrics['wall_seconds']:.1f} s; "
               f"metrics.json, model.pt, checkpoint.pt and curves in {out}")
@@ -217,3 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped after epoch {last['epoch']} of {cfg.epochs} (test accuracy {last['test_acc']:.4f}); "
               f"continue with: affine-train --resume {out / 'checkpoint.pt'}")
     return 0
+
+def run_ranks(cfg: TrainConfig, argv: list[str], checkpoint: Path, timeout_s: float) -> int:
+    "`affine-train argv` in `cfg.nproc` processes that train together; the exit status of the run."
+    try: launch(rank_main, cfg.nproc, argv, device=cfg.device, timeout_s=timeout_s)
+    except RankFailed as e:
+        print(f"affine-train: {e}; {checkpoint_note(checkpoint)}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"\naffine-train: interrupted; {checkpoint_note(checkpoint)}", file=sys.stderr)
+        return 130
+    return 0
+
+def rank_main(argv: list[str]) -> int:
+    "One process of `run_ranks`: `main`, its exit status that of the process."
+    if status := main(argv): raise SystemExit(status)
+    return status
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # python -m affine_nb.cli: how torchrun -m starts it

@@ -136,16 +136,25 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255)
 
 class Batches:
-    "Mini-batches `(to_float(images), labels)` of a `Split`, in a reproducible shuffled order if `shuffle`."
-    def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int = 0):
-        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
+    "Mini-batches `(to_float(images), labels)` of a `Split`, in a reproducible shuffled order if `shuffle`; with `world` > 1, `rank`'s share of each."
+    def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world: int = 1):
+        self.split, self.batch_size, self.shuffle, self.rank, self.world = split, batch_size, shuffle, rank, world
+        if not 0 <= rank < world: raise ValueError(f"rank must be between 0 and world - 1 = {world - 1}, got {rank}")
+        smallest = min(batch_size, len(split) % batch_size or batch_size)
+        if smallest < world: raise ValueError(f"a batch of {smallest} images cannot be shared by {world} processes; "
+                                              f"use fewer processes or another batch size")
         self.generator = torch.Generator().manual_seed(seed)   # its state advances every epoch; checkpoints save it
 
     def __len__(self) -> int: return math.ceil(len(self.split) / self.batch_size)
+
+    def global_rows(self, step: int) -> int:
+        "Images in the whole mini-batch `step`, all ranks together."
+        return min(self.batch_size, len(self.split) - step * self.batch_size)
 
     def __iter__(self):
         n, images, labels = len(self.split), *self.split
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
+            if self.world > 1: index = index.tensor_split(self.world)[self.rank]   # this rank's slice of the global batch
             yield to_float(images[index]), labels[index]
