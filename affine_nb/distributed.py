@@ -41,6 +41,7 @@ def launched() -> bool:
 def join_group(device: str = 'cpu', timeout_s: float = TIMEOUT_S) -> None:
     "Join the process group the environment describes: gloo on the CPU, nccl on GPUs; wait at most `timeout_s` for the others."
     backend = 'nccl' if device.startswith('cuda') else 'gloo'
+    if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))    # one GPU per process
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
 
 # %% ../nbs/13_distributed.ipynb #6bc92f37

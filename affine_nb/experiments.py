@@ -26,6 +26,7 @@ CONFIGS = {  # name -> the settings that differ from the default recipe
     'step-bn': {'batchnorm': True},
     'onecycle-bn': {'scheduler': 'onecycle', 'batchnorm': True},
     'step-no-decay-affine': {'no_decay_affine': True},
+    'step-bf16': {'precision': 'bf16'},
 }
 
 def run_name(config: str, epochs: int, seed: int) -> str: return f"{config}-{epochs}ep-seed{seed}"
@@ -135,5 +136,8 @@ def conclusions(three_epochs: dict[str, list[dict]], longer: dict[str, list[dict
         f"{long_run['epochs']}{': the model starts to fit the training set better than it generalizes' if gap_long > 2 * gap_short else ''}.",
         f"- **Weight decay on γ, β and the biases.** Kept out of AdamW's decay, with StepLR: "
         f"{compare(summary['step'], summary['step-no-decay-affine'])}.",
+        f"- **bf16 autocast.** The products in bfloat16, with StepLR: {compare(summary['step'], summary['step-bf16'])}. "
+        f"fp32 stays the default all the same: bf16 is refused on CPUs without native bfloat16, and the default must run "
+        f"everywhere. (These runs use the portable kernels, which emulate bf16 slowly; the benchmark times native bf16.)",
         f"- **Cost.** {summary['step']['seconds']:.0f} s for a 3-epoch run with StepLR, {summary['step-bn']['seconds']:.0f} s with BatchNorm, "
         f"{long_run['seconds']:.0f} s for {long_run['epochs']} epochs of {best}."])

@@ -66,6 +66,8 @@ def define_affine_op():
         op = torch.library.custom_op('affine_nb::affine', affine_kernel, mutates_args=())
         op.register_fake(affine_fake)
         op.register_autograd(AffineFunction.backward, setup_context=AffineFunction.setup_context)
+        for device in ('cpu', 'cuda'):       # under autocast, compute in float32, as addcmul does with a bf16 x and float32 γ, β
+            torch.library.register_autocast('affine_nb::affine', device, torch.float32)
     return torch.ops.affine_nb.affine
 
 affine_op = define_affine_op()

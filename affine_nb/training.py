@@ -98,7 +98,7 @@ class TrainConfig:
                                                           f"slow training many times over), got {self.threads}"),
                   ('device', device_problem(self.device) is None, device_problem(self.device)),
                   ('precision', precision_problem(self.precision, self.device) is None, precision_problem(self.precision, self.device)),
-                  ('nproc', 1 <= self.nproc and local_processes(self.nproc) * self.threads <= cores,
+                  ('nproc', self.nproc == 1 or 1 < self.nproc and local_processes(self.nproc) * self.threads <= cores,
                    f"must be at least 1, and processes × threads at most the {cores} CPU cores here, got "
                    f"{local_processes(self.nproc)} × {self.threads}")]
         return [(name, message) for name, ok, message in checks if not ok]

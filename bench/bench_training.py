@@ -1,34 +1,87 @@
-"""How fast is affine-train's training path? Runs, in one process and one after the other:
+"""How fast is affine-train's training path, and how far from what the hardware allows? In one process:
 
-  (a) affine-train's path: `Batches` slicing in-memory uint8 tensors, `train_epoch` (progress bar off);
-  (b) the common recipe: torchvision dataset + ToTensor + DataLoader(shuffle=True), same model, batch and optimizer;
-  (c) a bare loop of forward/backward/step over float tensors made beforehand: the lower bound;
-
-then, as whole processes, the default 3-epoch `affine-train` against the common recipe run for 3 epochs
-(imports, data loading, evaluation and files included). Prints the table and writes bench/results.json and
+  the compute bound: the model's own convolutions and matrix products (forward and the backward products training
+  needs, same shapes, same threads), timed alone and scaled to one epoch;
+  then, one epoch of each path in turn, round after round (so a slow phase of a shared machine hits every path alike):
+    (a) affine-train: `Batches` over in-memory uint8 tensors, `train_epoch`, fused AdamW (the default);
+    variants of (a) that were tried: AdamW's default (foreach) kernel, the custom operator for LearnedAffine,
+    bf16 autocast (on a CPU with native bf16), and `torch.compile` of the model;
+    (b) the common recipe: torchvision dataset + ToTensor + DataLoader(shuffle=True) and PyTorch's default AdamW;
+    (c) a bare loop of forward/backward/step over float tensors made beforehand;
+then the whole default 3-epoch `affine-train` process against the common recipe's, alternating, several times
+(imports, data loading, evaluation and files included). Prints the figures and writes bench/results.json and
 bench/results.md (which README.md includes).
 
-    python bench/bench_training.py [--epochs-each 5] [--data FOLDER]
+    python bench/bench_training.py [--rounds 5] [--process-rounds 3] [--data FOLDER]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
+import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common_recipe import common_loader, common_train_epoch
+from common_recipe import common_loader, common_optimizer, common_train_epoch
 from affine_nb.data import Batches, check_files, load_split, to_float
+from affine_nb.extending import use_impl
 from affine_nb.model import make_model
-from affine_nb.training import TrainConfig, environment, make_optimizer, make_scheduler, set_determinism, train_epoch
+from affine_nb.training import (TrainConfig, environment, make_optimizer, make_scheduler, native_bf16, set_determinism,
+                                train_epoch)
 
 HERE = Path(__file__).parent
 
 
-def fresh(cfg, steps_per_epoch):
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def product_timers(model: nn.Module, images: torch.Tensor) -> dict:
+    "For every Conv2d and Linear of `model`, the products one training step computes with its shapes, as callables."
+    inputs = {}
+    def record(m, i, o): inputs[m] = (i[0].detach(), o.detach())
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad(): model(images)
+    for h in hooks: h.remove()
+    first = next(iter(inputs))       # the first layer's input is the images: no gradient is computed for it
+    timers = {}
+    for m, (x, y) in inputs.items():
+        w, g = m.weight.detach(), torch.randn_like(y)
+        if isinstance(m, nn.Conv2d):
+            args = (m.bias is not None and [m.out_channels] or None, m.stride, m.padding, m.dilation, False, [0, 0], m.groups)
+            timers[f"{type(m).__name__} {tuple(x.shape)} forward"] = lambda x=x, w=w, m=m: nn.functional.conv2d(x, w, None, m.stride, m.padding)
+            timers[f"{type(m).__name__} weight gradient"] = lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [False, True, False])
+            if m is not first:
+                timers[f"{type(m).__name__} input gradient"] = lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [True, False, False])
+        else:
+            timers[f"Linear {tuple(w.shape[::-1])} forward"] = lambda x=x, w=w: x @ w.t()
+            timers[f"Linear {tuple(w.shape[::-1])} weight gradient"] = lambda x=x, g=g: g.t() @ x
+            if m is not first:
+                timers[f"Linear {tuple(w.shape[::-1])} input gradient"] = lambda w=w, g=g: g @ w
+    return timers
+
+
+def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 50) -> dict:
+    "Seconds per epoch of the model's products alone: each timed (median of `repeats` runs of 10) at the batch size, times the batches."
+    model = make_model(batchnorm=cfg.batchnorm)
+    images = torch.rand(cfg.batch_size, 1, 28, 28)
+    products = {}
+    for name, fn in product_timers(model, images).items():
+        for _ in range(5): fn()
+        products[name] = median_seconds(lambda: [fn() for _ in range(10)], repeats) / 10
+    per_step = sum(products.values())
+    return dict(per_step=per_step, per_epoch=per_step * n_train / cfg.batch_size, products=products)
+
+
+def fresh(cfg, steps_per_epoch, optimizer=make_optimizer, impl='autograd'):
     set_determinism(cfg)
-    model = make_model()
-    optimizer = make_optimizer(model, cfg)
-    return model, optimizer, make_scheduler(optimizer, cfg, steps_per_epoch)
+    model = use_impl(make_model(), impl)
+    opt = optimizer(model, cfg)
+    return model, opt, make_scheduler(opt, cfg, steps_per_epoch)
 
 
 def bare_epoch(model, optimizer, inputs, targets):
@@ -41,85 +94,104 @@ def bare_epoch(model, optimizer, inputs, targets):
         optimizer.step()
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def epoch_paths(cfg, root, train) -> dict:
+    "name -> a callable that trains one epoch along that path."
+    batches = Batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    paths = {}
+    def ours(name, precision='fp32', **kw):
+        model, opt, sched = fresh(cfg, len(batches), **kw)
+        paths[name] = lambda: train_epoch(model, batches, opt, sched, precision=precision)
+        return model
+    ours('(a) affine-train: fused AdamW')
+    ours('(a) with AdamW foreach (the default kernel)', optimizer=common_optimizer)
+    ours('(a) with the custom operator', impl='op')
+    if native_bf16(): ours('(a) with bf16 autocast', precision='bf16')
+    model, opt, sched = fresh(cfg, len(batches))
+    compiled = torch.compile(model)
+    paths['(a) with torch.compile(model)'] = lambda: train_epoch(compiled, batches, opt, sched)
+    loader = common_loader(root, True, cfg.batch_size)
+    model_b, opt_b, _ = fresh(cfg, len(loader), optimizer=common_optimizer)
+    paths['(b) common recipe'] = lambda: common_train_epoch(model_b, loader, opt_b)
+    inputs, targets = list(to_float(train.images).split(cfg.batch_size)), list(train.labels.split(cfg.batch_size))
+    model_c, opt_c, _ = fresh(cfg, len(inputs))
+    paths['(c) bare loop, pre-made float tensors'] = lambda: bare_epoch(model_c, opt_c, inputs, targets)
+    return paths
 
 
-def process_seconds(command, env):
+def process_seconds(command, env) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--epochs-each', type=int, default=5, help="epochs timed per path, interleaved; the median is reported")
+    parser.add_argument('--rounds', type=int, default=5, help="epochs timed per path, interleaved; the median is reported")
+    parser.add_argument('--process-rounds', type=int, default=3, help="whole processes timed per command, alternating (0: skip)")
     parser.add_argument('--data', default=None)
-    parser.add_argument('--no-processes', action='store_true', help="skip the whole-process comparison")
     args = parser.parse_args()
     cfg = TrainConfig()
+    set_determinism(cfg)
     root = check_files(args.data).parent.parent
     train = load_split(True, root)
+    bound = compute_bound(cfg, len(train))
+    for name, seconds in bound['products'].items(): print(f"{name:45s} {seconds * 1e3:6.3f} ms", flush=True)
+    print(f"compute bound: {bound['per_step'] * 1e3:.2f} ms per step, {bound['per_epoch']:.2f} s per epoch", flush=True)
 
-    paths = {}
-    batches = Batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    model_a, optimizer_a, scheduler_a = fresh(cfg, len(batches))
-    paths['(a) affine-train path'] = lambda: train_epoch(model_a, batches, optimizer_a, scheduler_a)
-    loader = common_loader(root, True, cfg.batch_size)
-    model_b, optimizer_b, _ = fresh(cfg, len(loader))
-    paths['(b) common recipe'] = lambda: common_train_epoch(model_b, loader, optimizer_b)
-    inputs = list(to_float(train.images).split(cfg.batch_size))
-    targets = list(train.labels.split(cfg.batch_size))
-    model_c, optimizer_c, _ = fresh(cfg, len(inputs))
-    paths['(c) bare loop'] = lambda: bare_epoch(model_c, optimizer_c, inputs, targets)
-
-    # Interleaved rounds (a, b, c, a, b, c, ...) so that a slow phase of a shared machine hits every path alike.
+    paths = epoch_paths(cfg, root, train)
     times = {name: [] for name in paths}
-    for round in range(args.epochs_each):
+    for round in range(args.rounds + 1):          # round 0 warms up (and compiles); it is reported apart
         for name, epoch in paths.items():
-            times[name].append(timed(epoch, 1))
-            print(f"round {round + 1}: {name:24s} {times[name][-1]:6.2f} s", flush=True)
-    a, b, c = (statistics.median(t) for t in times.values())
+            start = time.perf_counter()
+            epoch()
+            times[name].append(time.perf_counter() - start)
+            print(f"round {round}: {name:45s} {times[name][-1]:6.2f} s", flush=True)
+    epochs = {name: statistics.median(t[1:]) for name, t in times.items()}
+    first = {name: t[0] for name, t in times.items()}
 
-    results = dict(seconds_per_epoch=dict(affine_train=a, common_recipe=b, bare_loop=c),
-                   ratios=dict(common_over_affine=b / a, affine_over_bare=a / c),
-                   epochs_each=args.epochs_each, environment=environment())
-    if not args.no_processes:
+    results = dict(bound=bound, seconds_per_epoch=epochs, first_epoch=first, rounds=args.rounds, environment=environment(),
+                   native_bf16=native_bf16())
+    if args.process_rounds:
         env = dict(os.environ, AFFINE_NB_DATA=str(root))
-        with tempfile.TemporaryDirectory() as out:
-            ours = process_seconds([str(Path(sys.executable).parent / 'affine-train'), '--quiet', '--out', out], env)
-        print(f"affine-train, 3 epochs, whole process   {ours:6.1f} s", flush=True)
-        common = process_seconds([sys.executable, str(HERE / 'common_recipe.py'), '--epochs', '3'], env)
-        print(f"common recipe, 3 epochs, whole process  {common:6.1f} s", flush=True)
-        results['process_seconds'] = dict(affine_train=ours, common_recipe=common, ratio=common / ours)
-
+        commands = {'affine-train': [str(Path(sys.executable).parent / 'affine-train'), '--quiet'],
+                    'common recipe': [sys.executable, str(HERE / 'common_recipe.py'), '--epochs', '3']}
+        seconds = {name: [] for name in commands}
+        for round in range(args.process_rounds):
+            for name, command in commands.items():
+                with tempfile.TemporaryDirectory() as out:
+                    seconds[name].append(process_seconds(command + (['--out', out] if name == 'affine-train' else []), env))
+                print(f"process round {round + 1}: {name:15s} {seconds[name][-1]:6.1f} s", flush=True)
+        results['process_seconds'] = {name: statistics.median(s) for name, s in seconds.items()}
     (HERE / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
     (HERE / 'results.md').write_text(results_table(results))
     print(results_table(results))
 
 
 def results_table(r) -> str:
-    s, q = r['seconds_per_epoch'], r['ratios']
-    env = r['environment']
-    lines = ["| path | seconds per training epoch |", "|---|---|",
-             f"| (a) affine-train: in-memory tensors, `Batches` | {s['affine_train']:.2f} |",
-             f"| (b) common recipe: dataset + `ToTensor` + `DataLoader(shuffle=True)` | {s['common_recipe']:.2f} |",
-             f"| (c) bare loop over pre-made float tensors | {s['bare_loop']:.2f} |",
-             f"| ratio (b)/(a): how much faster than the common recipe | **{q['common_over_affine']:.2f}×** |",
-             f"| ratio (a)/(c): overhead over the bare loop | **{q['affine_over_bare']:.2f}** |"]
+    bound, epochs = r['bound']['per_epoch'], r['seconds_per_epoch']
+    ours, common = epochs['(a) affine-train: fused AdamW'], epochs['(b) common recipe']
+    lines = ["| path | seconds per training epoch | epoch / compute bound |", "|---|---|---|",
+             f"| compute bound: the model's convolutions and matrix products alone | {bound:.2f} | 1 |"]
+    for name, seconds in epochs.items():
+        name_md = f"**{name}**" if name == '(a) affine-train: fused AdamW' else name
+        lines.append(f"| {name_md} | {seconds:.2f} | {seconds / bound:.2f} |")
+    lines += ["", f"(b)/(a): the training epoch is **{common / ours:.2f}×** faster than the common recipe's; "
+              f"(a) is at **{ours / bound:.2f}×** the compute bound."]
+    compiled = '(a) with torch.compile(model)'
+    warmup = r['first_epoch'][compiled] - epochs[compiled]
+    saved = 3 * (ours - epochs[compiled])
+    lines += [f"`torch.compile`: {warmup:.1f} s of warm-up in the first epoch, against {saved:+.1f} s saved over 3 epochs."]
+    if not r['native_bf16']: lines += ["This CPU has no native bf16: the bf16 path was not timed."]
     if 'process_seconds' in r:
         p = r['process_seconds']
         lines += ["", "| whole process, 3 epochs, evaluation and files included | seconds |", "|---|---|",
-                  f"| `affine-train` | {p['affine_train']:.1f} |",
-                  f"| common recipe (`bench/common_recipe.py`) | {p['common_recipe']:.1f} |",
-                  f"| ratio | **{p['ratio']:.2f}×** |"]
-    lines += ["", f"Measured by `python bench/bench_training.py` (median of {r['epochs_each']} interleaved epochs per path) on "
-              f"{env['cpu']}, {env['cpu_count']} cores, {env['threads']} threads, torch {env['torch']}."]
+                  f"| `affine-train` | {p['affine-train']:.1f} |",
+                  f"| common recipe (`bench/common_recipe.py`) | {p['common recipe']:.1f} |",
+                  f"| ratio | **{p['common recipe'] / p['affine-train']:.2f}×** |"]
+    env = r['environment']
+    lines += ["", f"Measured by `python bench/bench_training.py` (median of {r['rounds']} interleaved epochs per path after a "
+              f"warm-up round; whole processes alternating) on {env['cpu']}, {env['cpu_count']} cores, {env['threads']} threads, "
+              f"torch {env['torch']}."]
     return '\n'.join(lines) + '\n'
 
 

@@ -1,5 +1,5 @@
 """The recipe most tutorials use, as the baseline of the benchmark: torchvision's dataset object with `ToTensor`,
-a `DataLoader(shuffle=True)`, and the usual loop. Same model, batch size, optimizer and schedule as affine-train.
+a `DataLoader(shuffle=True)`, and the usual loop. Same model, batch size, optimizer settings and schedule as affine-train.
 
     python bench/common_recipe.py [--epochs 3] [--data FOLDER]
 """
@@ -13,7 +13,7 @@ from torchvision.transforms import ToTensor
 
 from affine_nb.data import check_files
 from affine_nb.model import make_model
-from affine_nb.training import TrainConfig, make_optimizer, set_determinism
+from affine_nb.training import TrainConfig, set_determinism
 
 
 def common_loader(root, train: bool, batch_size: int) -> DataLoader:
@@ -28,6 +28,11 @@ def common_train_epoch(model, loader, optimizer, loss_fn=nn.CrossEntropyLoss()) 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+
+def common_optimizer(model, cfg) -> torch.optim.Optimizer:
+    "AdamW as tutorials create it: PyTorch's default implementation (foreach), one parameter group."
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 @torch.no_grad()
@@ -48,7 +53,7 @@ def main():
     root = check_files(args.data).parent.parent
     train, test = common_loader(root, True, cfg.batch_size), common_loader(root, False, 1000)
     model = make_model()
-    optimizer = make_optimizer(model, cfg)
+    optimizer = common_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_epochs, gamma=cfg.lr_decay)
     for epoch in range(cfg.epochs):
         common_train_epoch(model, train, optimizer)
