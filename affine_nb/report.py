@@ -63,7 +63,8 @@ def lessons_section(metrics: dict, analysis: dict) -> str:
 - Tried: the default recipe (AdamW, cross-entropy, StepLR, {cfg['epochs']} epochs, seed {cfg['seed']}) on a network whose only
   biases are the β of its two `LearnedAffine` layers. It works: {metrics['test_acc']:.4f} test accuracy after
   {cfg['epochs']} epochs, with the learning rate cut to {cfg['lr_decay']:g}× after every epoch.
-- Worked: feeding batches sliced from in-memory tensors (see the benchmark in README.md), fixed threads and seeds
+- Worked: feeding batches sliced from in-memory tensors, AdamW's fused kernel and the custom operator for
+  `LearnedAffine` (each measured against what it replaced, in the benchmark in README.md), fixed threads and seeds
   (identical weights run after run, and on every AVX2 CPU in portable mode), checkpoints after every epoch (resuming
   gives the same weights).
 - Would change: the largest error is {true} taken for {predicted} ({count} of 1000); a second convolution layer or
@@ -141,8 +142,15 @@ def exactness_section(reference: dict, kernel_runs: dict[str, dict]) -> str:
 - **Other kernels: within a measured tolerance.** A run on other kernels (native AVX-512, another CPU) gives
   other last bits and another digest. Its final test accuracy must be within **±{TOLERANCE['test_acc'] * 100:.1f}
   points** and its final test loss within **±{TOLERANCE['test_loss']}** of the reference.
+- **Many processes: the same bits for the same number.** `affine-train --nproc N` is reproducible for a fixed `N`
+  (and resumes only with it): the all-reduce adds the processes' gradients in a fixed order. Another `N` adds
+  them in another order, and with BatchNorm each process normalizes over its own share of the batch, so it is
+  another run, to compare within the tolerance (the distributed chapter compares 2 processes with 1).
+- **bf16 (`--precision bf16`):** the same bits for the same kernels, like fp32; natively only on CPUs with
+  bfloat16, and with the portable kernels (emulated, slowly) on any x86-64 CPU with AVX2.
 - **Not tested:** CPUs other than x86-64 (ARM, Apple silicon), where portable mode does not apply (the pins name
-  x86 instruction sets) and the tolerance is the only promise; GPUs (`--device cuda`)."""
+  x86 instruction sets) and the tolerance is the only promise; GPUs (`--device cuda`, and `--nproc` with nccl:
+  written, and skipped by the tests where no GPU exists)."""
 
 # %% ../nbs/09_report.ipynb #c3df8c6e
 def tolerance_section(reference: dict, kernel_runs: dict[str, dict], seed_groups: dict[str, list[dict]]) -> str:

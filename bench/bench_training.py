@@ -1,10 +1,10 @@
 """How fast is affine-train's training path, and how far from what the hardware allows? In one process:
 
-  the compute bound: the model's own convolutions and matrix products (forward and the backward products training
-  needs, same shapes, same threads), timed alone and scaled to one epoch;
-  then, one epoch of each path in turn, round after round (so a slow phase of a shared machine hits every path alike):
-    (a) affine-train: `Batches` over in-memory uint8 tensors, `train_epoch`, fused AdamW (the default);
-    variants of (a) that were tried: AdamW's default (foreach) kernel, the custom operator for LearnedAffine,
+  round after round (so that a slow phase of a shared machine hits every path alike), the compute bound (the model's
+  own convolutions and matrix products, forward and the backward products training needs, same shapes, same
+  threads, timed alone and scaled to one epoch), then one epoch of each path:
+    (a) affine-train: `Batches` over in-memory uint8 tensors, `train_epoch`, fused AdamW, LearnedAffine's custom operator;
+    variants of (a), what each replaced or was tried: AdamW's default (foreach) kernel, autograd for LearnedAffine,
     bf16 autocast (on a CPU with native bf16), and `torch.compile` of the model;
     (b) the common recipe: torchvision dataset + ToTensor + DataLoader(shuffle=True) and PyTorch's default AdamW;
     (c) a bare loop of forward/backward/step over float tensors made beforehand;
@@ -29,6 +29,7 @@ from affine_nb.training import (TrainConfig, environment, make_optimizer, make_s
                                 train_epoch)
 
 HERE = Path(__file__).parent
+DEFAULT = '(a) affine-train: fused AdamW, custom operator'
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -65,7 +66,7 @@ def product_timers(model: nn.Module, images: torch.Tensor) -> dict:
     return timers
 
 
-def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 50) -> dict:
+def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 15) -> dict:
     "Seconds per epoch of the model's products alone: each timed (median of `repeats` runs of 10) at the batch size, times the batches."
     model = make_model(batchnorm=cfg.batchnorm)
     images = torch.rand(cfg.batch_size, 1, 28, 28)
@@ -77,7 +78,7 @@ def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 50) -> dict:
     return dict(per_step=per_step, per_epoch=per_step * n_train / cfg.batch_size, products=products)
 
 
-def fresh(cfg, steps_per_epoch, optimizer=make_optimizer, impl='autograd'):
+def fresh(cfg, steps_per_epoch, optimizer=make_optimizer, impl='op'):
     set_determinism(cfg)
     model = use_impl(make_model(), impl)
     opt = optimizer(model, cfg)
@@ -102,9 +103,9 @@ def epoch_paths(cfg, root, train) -> dict:
         model, opt, sched = fresh(cfg, len(batches), **kw)
         paths[name] = lambda: train_epoch(model, batches, opt, sched, precision=precision)
         return model
-    ours('(a) affine-train: fused AdamW')
+    ours(DEFAULT)
     ours('(a) with AdamW foreach (the default kernel)', optimizer=common_optimizer)
-    ours('(a) with the custom operator', impl='op')
+    ours('(a) with autograd for LearnedAffine', impl='autograd')
     if native_bf16(): ours('(a) with bf16 autocast', precision='bf16')
     model, opt, sched = fresh(cfg, len(batches))
     compiled = torch.compile(model)
@@ -134,19 +135,19 @@ def main():
     set_determinism(cfg)
     root = check_files(args.data).parent.parent
     train = load_split(True, root)
-    bound = compute_bound(cfg, len(train))
-    for name, seconds in bound['products'].items(): print(f"{name:45s} {seconds * 1e3:6.3f} ms", flush=True)
-    print(f"compute bound: {bound['per_step'] * 1e3:.2f} ms per step, {bound['per_epoch']:.2f} s per epoch", flush=True)
-
     paths = epoch_paths(cfg, root, train)
-    times = {name: [] for name in paths}
+    times, bounds = {name: [] for name in paths}, []
     for round in range(args.rounds + 1):          # round 0 warms up (and compiles); it is reported apart
+        bounds.append(compute_bound(cfg, len(train)))     # in every round too: the machine's speed drifts
+        print(f"round {round}: compute bound {bounds[-1]['per_epoch']:6.2f} s per epoch", flush=True)
         for name, epoch in paths.items():
             start = time.perf_counter()
             epoch()
             times[name].append(time.perf_counter() - start)
             print(f"round {round}: {name:45s} {times[name][-1]:6.2f} s", flush=True)
     epochs = {name: statistics.median(t[1:]) for name, t in times.items()}
+    bound = min(bounds[1:], key=lambda b: abs(b['per_epoch'] - statistics.median(b['per_epoch'] for b in bounds[1:])))
+    for name, seconds in bound['products'].items(): print(f"{name:45s} {seconds * 1e3:6.3f} ms", flush=True)
     first = {name: t[0] for name, t in times.items()}
 
     results = dict(bound=bound, seconds_per_epoch=epochs, first_epoch=first, rounds=args.rounds, environment=environment(),
@@ -162,6 +163,8 @@ def main():
                     seconds[name].append(process_seconds(command + (['--out', out] if name == 'affine-train' else []), env))
                 print(f"process round {round + 1}: {name:15s} {seconds[name][-1]:6.1f} s", flush=True)
         results['process_seconds'] = {name: statistics.median(s) for name, s in seconds.items()}
+        imports = [process_seconds([sys.executable, '-c', 'import affine_nb.cli, affine_nb.data'], env) for _ in range(3)]
+        results['process_seconds']['start and imports'] = statistics.median(imports)
     (HERE / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
     (HERE / 'results.md').write_text(results_table(results))
     print(results_table(results))
@@ -169,11 +172,11 @@ def main():
 
 def results_table(r) -> str:
     bound, epochs = r['bound']['per_epoch'], r['seconds_per_epoch']
-    ours, common = epochs['(a) affine-train: fused AdamW'], epochs['(b) common recipe']
+    ours, common = epochs[DEFAULT], epochs['(b) common recipe']
     lines = ["| path | seconds per training epoch | epoch / compute bound |", "|---|---|---|",
              f"| compute bound: the model's convolutions and matrix products alone | {bound:.2f} | 1 |"]
     for name, seconds in epochs.items():
-        name_md = f"**{name}**" if name == '(a) affine-train: fused AdamW' else name
+        name_md = f"**{name}**" if name == DEFAULT else name
         lines.append(f"| {name_md} | {seconds:.2f} | {seconds / bound:.2f} |")
     lines += ["", f"(b)/(a): the training epoch is **{common / ours:.2f}×** faster than the common recipe's; "
               f"(a) is at **{ours / bound:.2f}×** the compute bound."]
@@ -187,7 +190,8 @@ def results_table(r) -> str:
         lines += ["", "| whole process, 3 epochs, evaluation and files included | seconds |", "|---|---|",
                   f"| `affine-train` | {p['affine-train']:.1f} |",
                   f"| common recipe (`bench/common_recipe.py`) | {p['common recipe']:.1f} |",
-                  f"| ratio | **{p['common recipe'] / p['affine-train']:.2f}×** |"]
+                  f"| ratio | **{p['common recipe'] / p['affine-train']:.2f}×** |",
+                  f"| of which each pays to start Python and import torch and torchvision | {p['start and imports']:.1f} |"]
     env = r['environment']
     lines += ["", f"Measured by `python bench/bench_training.py` (median of {r['rounds']} interleaved epochs per path after a "
               f"warm-up round; whole processes alternating) on {env['cpu']}, {env['cpu_count']} cores, {env['threads']} threads, "
