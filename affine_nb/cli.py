@@ -19,7 +19,7 @@ from .distributed import TIMEOUT_S, RankFailed, join_group, launch, launched
 from .model import make_model
 from .plotting import curve_figures
 from .repro import portable_active, portable_requested, restart_portable
-from .training import NonFiniteLoss, TrainConfig, cpu_cores, fit, local_processes
+from .training import NonFiniteLoss, TrainConfig, cpu_cores, fit, keep_freed_memory, local_processes
 
 try: import fcntl                      # POSIX: a lock that the system releases when its process dies
 except ImportError: fcntl = None
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as e: parser.error(f"{e} (on the command line: --data FOLDER, --download)")
     if cfg.nproc > 1 and not launched():
         return run_ranks(cfg, [*(sys.argv[1:] if argv is None else argv), '--out', str(out)], out / 'checkpoint.pt', args.timeout)
+    keep_freed_memory()
     if launched() and not dist.is_initialized():                                     # started by torchrun
         join_group(cfg.device, args.timeout)
         atexit.register(dist.destroy_process_group)

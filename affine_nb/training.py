@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['SCHEDULERS', 'PRECISIONS', 'MAX_SEED', 'setting', 'cpu_cores', 'device_problem', 'native_bf16', 'precision_problem',
-           'local_processes', 'TrainConfig', 'set_determinism', 'no_decay_parameters', 'make_optimizer',
-           'make_scheduler', 'NonFiniteLoss', 'divergence_cause', 'autocast', 'train_epoch', 'summed_over_ranks',
-           'predict', 'evaluate', 'weights_sha256', 'training_state', 'process_group', 'environment', 'fit']
+           'local_processes', 'TrainConfig', 'set_determinism', 'keep_freed_memory', 'no_decay_parameters',
+           'make_optimizer', 'make_scheduler', 'NonFiniteLoss', 'divergence_cause', 'autocast', 'train_epoch',
+           'summed_over_ranks', 'predict', 'evaluate', 'weights_sha256', 'training_state', 'process_group',
+           'environment', 'fit']
 
 # %% ../nbs/04_training.ipynb #52b64b08
-import copy, dataclasses, hashlib, math, os, platform, random, time
+import copy, ctypes, dataclasses, hashlib, math, os, platform, random, time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,6 +118,14 @@ def set_determinism(cfg: TrainConfig) -> None:
     torch.set_num_threads(cfg.threads)
     if cfg.device.startswith('cuda'): os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     torch.use_deterministic_algorithms(True)
+
+# %% ../nbs/04_training.ipynb #f6c4a376
+def keep_freed_memory() -> bool:
+    "Have glibc's malloc keep freed blocks (up to 32 MB each) for reuse instead of returning them to the system; whether it could (Linux only)."
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**30))
 
 # %% ../nbs/04_training.ipynb #5ef12f99
 def no_decay_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -25,8 +25,8 @@ from common_recipe import common_loader, common_optimizer, common_train_epoch
 from affine_nb.data import Batches, check_files, load_split, to_float
 from affine_nb.extending import use_impl
 from affine_nb.model import make_model
-from affine_nb.training import (TrainConfig, environment, make_optimizer, make_scheduler, native_bf16, set_determinism,
-                                train_epoch)
+from affine_nb.training import (TrainConfig, environment, keep_freed_memory, make_optimizer, make_scheduler, native_bf16,
+                                set_determinism, train_epoch)
 
 HERE = Path(__file__).parent
 DEFAULT = '(a) affine-train: fused AdamW, custom operator'
@@ -133,6 +133,7 @@ def main():
     args = parser.parse_args()
     cfg = TrainConfig()
     set_determinism(cfg)
+    keep_freed_memory()             # as affine-train does at start; every path in this process gains from it
     root = check_files(args.data).parent.parent
     train = load_split(True, root)
     paths = epoch_paths(cfg, root, train)
