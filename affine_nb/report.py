@@ -63,8 +63,9 @@ def lessons_section(metrics: dict, analysis: dict) -> str:
 - Tried: the default recipe (AdamW, cross-entropy, StepLR, {cfg['epochs']} epochs, seed {cfg['seed']}) on a network whose only
   biases are the β of its two `LearnedAffine` layers. It works: {metrics['test_acc']:.4f} test accuracy after
   {cfg['epochs']} epochs, with the learning rate cut to {cfg['lr_decay']:g}× after every epoch.
-- Worked: feeding batches sliced from in-memory tensors, AdamW's fused kernel and the custom operator for
-  `LearnedAffine` (each measured against what it replaced, in the benchmark in README.md), fixed threads and seeds
+- Worked: feeding batches sliced from in-memory tensors and AdamW's fused kernel (each measured against what it
+  replaced, in the benchmark in README.md; the custom operator for `LearnedAffine` and `torch.compile` were measured
+  too, and gained nothing), fixed threads and seeds
   (identical weights run after run, and on every AVX2 CPU in portable mode), checkpoints after every epoch (resuming
   gives the same weights).
 - Would change: the largest error is {true} taken for {predicted} ({count} of 1000); a second convolution layer or

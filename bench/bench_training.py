@@ -3,8 +3,8 @@
   round after round (so that a slow phase of a shared machine hits every path alike), the compute bound (the model's
   own convolutions and matrix products, forward and the backward products training needs, same shapes, same
   threads, timed alone and scaled to one epoch), then one epoch of each path:
-    (a) affine-train: `Batches` over in-memory uint8 tensors, `train_epoch`, fused AdamW, LearnedAffine's custom operator;
-    variants of (a), what each replaced or was tried: AdamW's default (foreach) kernel, autograd for LearnedAffine,
+    (a) affine-train: `Batches` over in-memory uint8 tensors, `train_epoch`, fused AdamW;
+    variants of (a), what each replaced or was tried: AdamW's default (foreach) kernel, the custom operator for LearnedAffine,
     bf16 autocast (on a CPU with native bf16), and `torch.compile` of the model;
     (b) the common recipe: torchvision dataset + ToTensor + DataLoader(shuffle=True) and PyTorch's default AdamW;
     (c) a bare loop of forward/backward/step over float tensors made beforehand;
@@ -29,7 +29,7 @@ from affine_nb.training import (TrainConfig, environment, keep_freed_memory, mak
                                 set_determinism, train_epoch)
 
 HERE = Path(__file__).parent
-DEFAULT = '(a) affine-train: fused AdamW, custom operator'
+DEFAULT = '(a) affine-train: fused AdamW'
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -78,7 +78,7 @@ def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 15) -> dict:
     return dict(per_step=per_step, per_epoch=per_step * n_train / cfg.batch_size, products=products)
 
 
-def fresh(cfg, steps_per_epoch, optimizer=make_optimizer, impl='op'):
+def fresh(cfg, steps_per_epoch, optimizer=make_optimizer, impl='autograd'):
     set_determinism(cfg)
     model = use_impl(make_model(), impl)
     opt = optimizer(model, cfg)
@@ -105,7 +105,7 @@ def epoch_paths(cfg, root, train) -> dict:
         return model
     ours(DEFAULT)
     ours('(a) with AdamW foreach (the default kernel)', optimizer=common_optimizer)
-    ours('(a) with autograd for LearnedAffine', impl='autograd')
+    ours('(a) with the custom operator for LearnedAffine', impl='op')
     if native_bf16(): ours('(a) with bf16 autocast', precision='bf16')
     model, opt, sched = fresh(cfg, len(batches))
     compiled = torch.compile(model)
