@@ -29,15 +29,15 @@ class Standardize(nn.Module):
         return f"mean={self.mean}, std={self.std}"
 
 # %% ../nbs/01_model.ipynb #d015ecc4
-def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n_classes: int = 10, impl: str = 'autograd') -> nn.Sequential:
-    "The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits. `batchnorm` adds `BatchNorm1d` right after the hidden `LearnedAffine`; `impl` is how the `LearnedAffine`s compute."
+def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n_classes: int = 10) -> nn.Sequential:
+    "The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits. `batchnorm` adds `BatchNorm1d` right after the hidden `LearnedAffine`."
     layers = [('standardize', Standardize()),
               ('conv', nn.Conv2d(1, channels, kernel_size=4, stride=2, padding=1, bias=False)),  # 28x28 -> 14x14
-              ('conv_affine', LearnedAffine((channels, 1, 1), impl=impl)),
+              ('conv_affine', LearnedAffine((channels, 1, 1))),
               ('conv_relu', nn.ReLU()),
               ('flatten', nn.Flatten()),
               ('hidden', nn.Linear(channels * 14 * 14, hidden, bias=False)),
-              ('hidden_affine', LearnedAffine(hidden, impl=impl))]
+              ('hidden_affine', LearnedAffine(hidden))]
     if batchnorm: layers.append(('batchnorm', nn.BatchNorm1d(hidden)))
     layers += [('hidden_relu', nn.ReLU()),
                ('head', nn.Linear(hidden, n_classes))]

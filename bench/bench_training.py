@@ -53,7 +53,7 @@ def product_timers(model: nn.Module, images: torch.Tensor) -> dict:
     for m, (x, y) in inputs.items():
         w, g = m.weight.detach(), torch.randn_like(y)
         if isinstance(m, nn.Conv2d):
-            args = (m.bias is not None and [m.out_channels] or None, m.stride, m.padding, m.dilation, False, [0, 0], m.groups)
+            args = ([m.out_channels] if m.bias is not None else None, m.stride, m.padding, m.dilation, False, [0, 0], m.groups)
             timers[f"{type(m).__name__} {tuple(x.shape)} forward"] = lambda x=x, w=w, m=m: nn.functional.conv2d(x, w, None, m.stride, m.padding)
             timers[f"{type(m).__name__} weight gradient"] = lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [False, True, False])
             if m is not first:
@@ -102,7 +102,6 @@ def epoch_paths(cfg, root, train) -> dict:
     def ours(name, precision='fp32', **kw):
         model, opt, sched = fresh(cfg, len(batches), **kw)
         paths[name] = lambda: train_epoch(model, batches, opt, sched, precision=precision)
-        return model
     ours(DEFAULT)
     ours('(a) with AdamW foreach (the default kernel)', optimizer=common_optimizer)
     ours('(a) with the custom operator for LearnedAffine', impl='op')
