@@ -7,7 +7,7 @@ __all__ = ['DATA_ENV', 'CLASSES', 'FILES', 'EXTRACTED', 'SPLITS', 'checkout', 'd
            'load_split', 'check_size', 'plot_samples', 'to_float', 'Batches']
 
 # %% ../nbs/02_data.ipynb #fbb7e34e
-import gzip, math, os, secrets, shutil
+import errno, gzip, math, os, secrets, shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,19 +48,24 @@ def _extract(gz: Path, target: Path) -> None:
     try:
         with gzip.open(gz, 'rb') as src, open(partial, 'wb') as dst: shutil.copyfileobj(src, dst)
         os.replace(partial, target)                                                  # atomic: whole file or none
-    except PermissionError:
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS): raise
         raise PermissionError(f"cannot extract {gz.name} in {gz.parent}: the folder is read-only; copy the folder "
                               f"that holds FashionMNIST/ somewhere writable and point {DATA_ENV} (or pass root=) at the copy") from None
-    finally: partial.unlink(missing_ok=True)
+    finally:
+        if partial.exists(): partial.unlink()      # (unlink of a missing file fails too on a read-only filesystem)
+
+def _check_gz(gz: Path) -> None:
+    "Raise unless `gz` is the official file: a `.gz` is checked before anything is extracted from it."
+    if (actual := calculate_md5(str(gz))) != FILES[gz.name]:
+        raise ValueError(f"FashionMNIST file {gz} is corrupted or truncated: md5 {actual}, expected {FILES[gz.name]}; "
+                         f"delete it and load again with download=True, or copy the official file over it")
 
 def _verify(raw: Path, name: str) -> None:
     "Make `raw/name` the official extracted file: check its `.gz` if there, re-extract a damaged copy, or say what is wrong."
     gz, path = raw / f"{name}.gz", raw / name
     if gz.exists():
-        actual = calculate_md5(str(gz))
-        if actual != FILES[gz.name]:
-            raise ValueError(f"FashionMNIST file {gz} is corrupted or truncated: md5 {actual}, expected {FILES[gz.name]}; "
-                             f"delete it and load again with download=True, or copy the official file over it")
+        _check_gz(gz)
         if not path.exists() or calculate_md5(str(path)) != EXTRACTED[name]: _extract(gz, path)
     elif (actual := calculate_md5(str(path))) != EXTRACTED[name]:
         raise ValueError(f"FashionMNIST file {path} is not the official one: md5 {actual}, expected {EXTRACTED[name]}; "
@@ -83,7 +88,8 @@ def check_files(root=None, download: bool = False, train: bool | None = None) ->
     checked = [name for name in EXTRACTED if train is None or name.startswith(SPLITS[train][0])]
     for name in EXTRACTED:
         if name in checked: _verify(raw, name)
-        elif not (raw / name).exists(): _extract(raw / f"{name}.gz", raw / name)   # torchvision wants all four; checked when its split loads
+        elif not (raw / name).exists():          # torchvision wants all four: the other split's are extracted (checked first) too
+            _check_gz(raw / f"{name}.gz"); _extract(raw / f"{name}.gz", raw / name)
     return raw
 
 # %% ../nbs/02_data.ipynb #021d9d1b

@@ -8,7 +8,7 @@ __all__ = ['STAGES', 'PUBLISHING', 'project_root', 'fresh_folder', 'save_figures
            'stale_documents', 'main']
 
 # %% ../nbs/10_publish.ipynb #1fab486b
-import argparse, hashlib, json, os, subprocess, sys
+import hashlib, json, os, subprocess, sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,7 +23,7 @@ from .diagnostics import diagnostic_figures
 from .experiments import CONFIGS, SEEDS, best_of, load_runs, plot_accuracy_by_config, plot_lr_schedules, run_configs
 from .plotting import summary_table
 from .report import experiments_markdown, metrics_markdown, readme, repro_markdown
-from .repro import KERNEL_VARIANTS, portable_active, read_metrics, restart_portable, train_variant, variant_folder
+from .repro import KERNEL_VARIANTS, OneLineParser, portable_active, read_metrics, restart_portable, train_variant, variant_folder
 from .training import TrainConfig
 
 # %% ../nbs/10_publish.ipynb #4cdf2090
@@ -123,7 +123,7 @@ def stale_documents(root: Path) -> list[Path]:
 # %% ../nbs/10_publish.ipynb #507ea379
 def main(argv: list[str] | None = None) -> int:
     "The `affine-publish` command."
-    parser = argparse.ArgumentParser(prog='affine-publish', description="Regenerate everything committed that comes from a run: "
+    parser = OneLineParser(prog='affine-publish', description="Regenerate everything committed that comes from a run: "
         "the reference runs (trained in portable mode), figures/, the chapters' outputs, metrics.md, repro.md, the result tables and README.md.")
     parser.add_argument('--stage', nargs='+', choices=STAGES, default=list(STAGES), help="what to make again before the text (default: all)")
     parser.add_argument('--chapters', nargs='+', metavar='NAME', help="with --stage notebooks: run only these chapters (e.g. 05_analysis index)")

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['PORTABLE_ENV', 'KEY_FIELDS', 'TOLERANCE', 'KERNEL_VARIANTS', 'PINS', 'portable_requested', 'portable_active',
            'cpu_info', 'kernel_fingerprint', 'portable_env', 'restart_portable', 'run_portable', 'kernel_key',
-           'key_differences', 'final', 'compare_runs', 'default_reference', 'read_metrics', 'compare_main',
-           'variant_folder', 'train_variant', 'kernel_table', 'largest_differences', 'seed_spread']
+           'key_differences', 'final', 'compare_runs', 'OneLineParser', 'default_reference', 'read_metrics',
+           'compare_main', 'variant_folder', 'train_variant', 'kernel_table', 'largest_differences', 'seed_spread']
 
 # %% ../nbs/08_reproducibility.ipynb #082b0f92
 import argparse, getpass, json, os, platform, re, subprocess, sys, tempfile
@@ -19,7 +19,7 @@ from .data import checkout
 from .plotting import markdown_table
 
 # %% ../nbs/08_reproducibility.ipynb #6410d65d
-PORTABLE_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'AVX2'}
+PORTABLE_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'COMPATIBLE'}
 
 def portable_requested() -> bool:
     "Whether the portable pins are in this process's environment."
@@ -65,7 +65,7 @@ def run_portable() -> int:
     "The `affine-portable COMMAND [ARGS]` command: run COMMAND with the portable kernel pins set before torch starts."
     if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
         print("usage: affine-portable COMMAND [ARGS...]\nRuns COMMAND with " + ' '.join(f'{k}={v}' for k, v in PORTABLE_ENV.items())
-              + " (AVX2 kernels, bit-identical on every x86-64 CPU with AVX2).", file=sys.stderr)
+              + " (AVX2 kernels, bit-identical on every x86-64 CPU with AVX2, Intel or AMD).", file=sys.stderr)
         return 0 if len(sys.argv) > 1 else 2
     try: os.execvpe(sys.argv[1], sys.argv[1:], portable_env())
     except OSError as e:
@@ -78,7 +78,9 @@ KEY_FIELDS = ('cpu_capability', 'onednn_max_isa', 'mkl_cbwr', 'blas', 'threads',
 def kernel_key(fingerprint: dict) -> dict:
     "What two runs must share to be compared bit for bit: the pinned kernels in portable mode, the CPU too otherwise."
     key = {k: fingerprint[k] for k in KEY_FIELDS}
+    vendor_free = fingerprint['portable'] and fingerprint['mkl_cbwr'] == PORTABLE_ENV['MKL_CBWR']    # older pins left MKL to the vendor
     if not fingerprint['portable']: key['cpu'] = {k: fingerprint['cpu'][k] for k in ('vendor', 'family', 'model', 'flags')}
+    elif not vendor_free: key['cpu'] = {'vendor': fingerprint['cpu']['vendor']}
     return key
 
 def key_differences(a: dict, b: dict) -> list[str]:
@@ -107,9 +109,16 @@ def compare_runs(run: dict, reference: dict) -> tuple[str, str]:
     return 'outside', f"outside tolerance (other kernels: {others}): {numbers}"
 
 # %% ../nbs/08_reproducibility.ipynb #9c366a55
+class OneLineParser(argparse.ArgumentParser):
+    "An argument parser whose errors are one line, `PROG: error: what is wrong`, with exit status 2; the usage stays in --help."
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
 def default_reference() -> Path:
     "`results/default/metrics.json` of the checkout that holds the current folder."
-    return (checkout() or Path()) / 'results' / 'default' / 'metrics.json'
+    if checkout() is None: raise FileNotFoundError("no reference run: outside the project's checkout, name one with --reference "
+                                                   "PATH/metrics.json (the checkout's results/default/metrics.json)")
+    return checkout() / 'results' / 'default' / 'metrics.json'
 
 def read_metrics(path) -> dict:
     "A run's metrics.json (or the metrics.json in the folder `path`), or a clear error."
@@ -124,14 +133,17 @@ def read_metrics(path) -> dict:
 
 def compare_main(argv: list[str] | None = None) -> int:
     "The `affine-compare` command."
-    parser = argparse.ArgumentParser(prog='affine-compare', description="Compare a run with the committed reference run: "
+    parser = OneLineParser(prog='affine-compare', description="Compare a run with the committed reference run: "
                                      "bit for bit when both ran the same kernels, within the measured tolerance otherwise.")
     parser.add_argument('run', help="a run folder (--out of affine-train) or its metrics.json")
     parser.add_argument('--reference', default=None, help="the reference metrics.json (default: results/default/metrics.json of this checkout)")
     args = parser.parse_args(argv)
     try: run, reference = read_metrics(args.run), read_metrics(args.reference or default_reference())
     except (OSError, ValueError) as e: parser.error(str(e))
-    verdict, line = compare_runs(run, reference)
+    try: verdict, line = compare_runs(run, reference)
+    except (AttributeError, IndexError, KeyError, TypeError) as e:
+        parser.error(f"{args.run} or the reference is not the metrics.json of a finished affine-train run of this version "
+                     f"({type(e).__name__}: {e})")
     print(line)
     return 1 if verdict == 'outside' else 0
 
@@ -139,6 +151,7 @@ def compare_main(argv: list[str] | None = None) -> int:
 KERNEL_VARIANTS = {  # name -> environment set before torch starts (the portable pins are removed first)
     'portable': PORTABLE_ENV,
     'portable, AVX2-only CPU': PORTABLE_ENV | {'MKL_ENABLE_INSTRUCTIONS': 'AVX2'},
+    'portable, old MKL_CBWR=AVX2': PORTABLE_ENV | {'MKL_CBWR': 'AVX2'},
     'native': {},
     'ATen AVX2': {'ATEN_CPU_CAPABILITY': 'avx2'},
     'ATen + oneDNN AVX2': {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2'},

@@ -155,8 +155,9 @@ class NonFiniteLoss(RuntimeError):
 def divergence_cause(lr: float, weight_decay: float) -> str:
     "The likely cause of a diverging run, among the learning rate and the weight decay."
     shrink = 1 - lr * weight_decay
-    if shrink <= 0: return (f"the weight decay is too strong: AdamW multiplies every weight by 1 - lr × weight decay = {shrink:.3g} "
-                            f"at every step; use a lower weight decay")
+    if shrink <= 0 and weight_decay > 0.1:        # a usual decay is 0.01 to 0.1: beyond that, the decay is what flips the weights
+        return (f"the weight decay is too strong: AdamW multiplies every weight by 1 - lr × weight decay = {shrink:.3g} "
+                f"at every step; use a lower weight decay")
     return f"the learning rate {lr:.3g} is likely too high; try a lower one"
 
 def autocast(device, precision: str):
@@ -241,10 +242,10 @@ def environment() -> dict:
 # %% ../nbs/04_training.ipynb #d07bfd02
 def fit(cfg: TrainConfig, train: Split | None = None, test: Split | None = None, state: dict | None = None,
         stop_after: int | None = None, quiet: bool = True, model: nn.Module | None = None, on_epoch=None):
-    "Train as `cfg` says, from scratch or from `state`, as one of `cfg.nproc` processes; returns `(model, metrics)`. `on_epoch(state)` runs after every epoch."
+    "Train as `cfg` says, from scratch or from `state` (the last epoch's: nothing left to train), as one of `cfg.nproc` processes; returns `(model, metrics)`. `on_epoch(state)` runs after every epoch."
     cfg.check()
     if state is not None and state['config'] != dataclasses.asdict(cfg): raise ValueError(f"the state was saved with other settings: {state['config']}")
-    if state is not None and state['epoch'] >= cfg.epochs: raise ValueError(f"the state is the end of a finished run ({state['epoch']} of {cfg.epochs} epochs)")
+    if state is not None and state['epoch'] > cfg.epochs: raise ValueError(f"the state is past the end of the run ({state['epoch']} of {cfg.epochs} epochs)")
     rank, world = process_group()
     if world != cfg.nproc: raise ValueError(f"the settings ask for nproc={cfg.nproc} processes but {world} run: start them with "
                                             f"affine-train --nproc {cfg.nproc}, or torchrun")

@@ -1,37 +1,262 @@
-"""`affine-train` under real faults, as separate processes: Ctrl-C during an epoch, and a disk that fills up.
+"""`affine-train` under real faults, sent to real processes the way they happen: Ctrl-C, SIGTERM, SIGKILL at random
+moments and during the last writes, a disk that fills, two runs started at the same instant into one folder, and
+Ctrl-C sent to the parent of `--nproc 2` alone; and a read-only filesystem.
 
-Both must end with a clear message and the right exit status, and leave the last complete checkpoint whole."""
-import resource, signal, subprocess, sys, time
+Each must end with one clear line and the right exit status, and lose nothing: the folder then holds one run that the
+printed command resumes or finishes, to the weights of an uninterrupted run. The processes run the real command line on
+a small part of the data (`tiny_train.py`): these tests check mechanics, not accuracy.
+
+A process started with `&` by a non-interactive shell inherits SIGINT as ignored, so Ctrl-C would not reach it; every
+child here gets the default SIGINT back before it starts, and the suite passes as a background job too.
+"""
+import contextlib, io, json, multiprocessing, os, random, resource, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
-from affine_nb.cli import load_checkpoint
+import pytest
 
-AFFINE_TRAIN = str(Path(sys.executable).parent / 'affine-train')
+import affine_nb.cli as cli
+from affine_nb.cli import RunFolderError, claimed_folder, load_checkpoint, main, save_atomic, write_atomic
+from affine_nb.data import FILES, check_files
+from affine_nb.training import TrainConfig, fit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_train import small_split
+
+TINY = str(Path(__file__).with_name('tiny_train.py'))
+EPOCHS = 12                     # about 0.2 s each on 2 000 images: long enough to be stopped in the middle
+
+
+def default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def small_disk():
-    "In the child: files over 1 MB fail with EFBIG, as they would on a full disk (a checkpoint is about 5 MB)."
+    "In the child: files over 1 MB fail with EFBIG, as they would on a full disk (a checkpoint is about 5 MB, model.pt 1.6 MB)."
+    default_sigint()
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
 
 
-def test_interrupt_then_full_disk(tmp_path):
-    process = subprocess.Popen([AFFINE_TRAIN, '--epochs', '2', '--out', str(tmp_path), '--quiet'],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    checkpoint, deadline = tmp_path / 'checkpoint.pt', time.time() + 300
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline: time.sleep(0.1)
-    time.sleep(1.0)                                   # into epoch 2
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
-    assert f"the last complete checkpoint (epoch 1) is intact: resume with --resume {checkpoint}" in err, err
-    assert load_checkpoint(checkpoint)['epoch'] == 1
-    assert not (tmp_path / 'model.pt').exists()
+def start(*args, preexec=default_sigint) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, TINY, '--quiet', '--epochs', str(EPOCHS), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
 
-    resumed = subprocess.run([AFFINE_TRAIN, '--resume', str(checkpoint), '--quiet'], capture_output=True, text=True,
-                             preexec_fn=small_disk, timeout=300)
-    assert resumed.returncode == 2, resumed.stderr
-    assert f"no space left on {tmp_path} to write checkpoint.pt" in resumed.stderr, resumed.stderr
-    assert f"the last complete checkpoint (epoch 1) is intact: resume with --resume {checkpoint}" in resumed.stderr
-    assert load_checkpoint(checkpoint)['epoch'] == 1
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(('.partial', '.lock'))) == []
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def run(*args, preexec=default_sigint) -> tuple[int, str, str]:
+    return finish(start(*args, preexec=preexec))
+
+
+def wait_for(condition, process: subprocess.Popen, poll: float = 0.005, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert process.poll() is None and time.time() < deadline, "the run ended before the moment this test waits for"
+        time.sleep(poll)
+
+
+def epoch_of(checkpoint: Path) -> int:
+    try: return load_checkpoint(checkpoint)['epoch']
+    except (OSError, ValueError): return 0
+
+
+def final_digest(folder: Path) -> str:
+    metrics = json.loads((folder / 'metrics.json').read_text())
+    assert metrics['finished'] is True
+    return metrics['weights_sha256']
+
+
+def litter(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith('.partial') or p.name.startswith('.'))
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope='module')
+def straight() -> str:
+    "The weights digest of the uninterrupted run, which every interrupted one must reach."
+    return fit(TrainConfig(epochs=EPOCHS), small_split(True), small_split(False))[1]['weights_sha256']
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    "`affine-train ARGS` run by this process on the same small data: (exit status, stdout, stderr)."
+    monkeypatch.setattr(cli, 'load_split', small_split)
+    def command(*args):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try: status = main(['--quiet', '--epochs', str(EPOCHS), *map(str, args)])
+            except SystemExit as e: status = e.code
+        return status, out.getvalue(), err.getvalue()
+    return command
+
+
+def test_sigterm_sigint_full_disk_then_resumed(tmp_path, straight, in_process):
+    folder = tmp_path / 'run'
+    checkpoint = folder / 'checkpoint.pt'
+    for signum, resume in ((signal.SIGTERM, []), (signal.SIGINT, ['--resume', checkpoint])):
+        process = start('--out', folder, *resume)
+        reached = epoch_of(checkpoint)
+        wait_for(lambda: epoch_of(checkpoint) > reached, process)
+        process.send_signal(signum)
+        status, _, err = finish(process)
+        epoch = epoch_of(checkpoint)
+        assert status == 128 + signum, err
+        assert one_line(err) == (f"affine-train: interrupted ({signal.Signals(signum).name}); the last complete checkpoint "
+                                 f"(epoch {epoch}) is intact: resume with --resume {checkpoint}")
+        assert litter(folder) == [] and not (folder / 'model.pt').exists()
+
+    status, _, err = run('--resume', checkpoint, preexec=small_disk)
+    assert status == 2, err
+    assert one_line(err).startswith(f"affine-train: no space left on {folder} to write checkpoint.pt")
+    assert epoch_of(checkpoint) == epoch and litter(folder) == []
+
+    status, out, err = in_process('--resume', checkpoint)
+    assert status == 0, err
+    assert final_digest(folder) == straight
+
+
+def test_killed_while_writing_the_ending_then_disk_full_then_finished(tmp_path, straight, in_process):
+    folder = tmp_path / 'run'
+    checkpoint = folder / 'checkpoint.pt'
+    process = start('--out', folder)
+    wait_for(lambda: (folder / 'model.pt').exists(), process, poll=0.001)     # the ending has begun: metrics.json comes last
+    process.kill()
+    finish(process)
+    assert epoch_of(checkpoint) == EPOCHS and not (folder / 'metrics.json').exists()
+
+    status, _, err = in_process('--out', folder)                            # a fresh run may not replace it
+    assert status == 2 and 'already holds a run' in one_line(err), err
+
+    status, _, err = run('--resume', checkpoint, preexec=small_disk)       # the disk fills while the ending is written
+    assert status == 2, err
+    assert one_line(err) == (f"affine-train: no space left on {folder} to write model.pt (File too large); the checkpoint "
+                             f"of the last epoch ({EPOCHS}) is intact: finish the run with --resume {checkpoint}")
+
+    status, out, err = in_process('--resume', checkpoint)                   # the printed command finishes it
+    assert status == 0 and f"after {EPOCHS} epochs" in out, err
+    assert final_digest(folder) == straight and litter(folder) == []
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    status, out, _ = in_process('--resume', checkpoint)
+    assert status == 0 and 'nothing to do, nothing rewritten' in out
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_killed_at_random_moments(tmp_path, straight, in_process):
+    rng = random.Random(int(os.environ.get('AFFINE_NB_FAULT_SEED', time.time_ns())))
+    for trial in range(2):
+        folder = tmp_path / f'run{trial}'
+        checkpoint = folder / 'checkpoint.pt'
+        process = start('--out', folder)
+        time.sleep(rng.uniform(2.0, 8.0))                 # start-up, training and the ending all fall in this range
+        process.kill()
+        finish(process)
+        command = ['--resume', checkpoint] if checkpoint.exists() else ['--out', folder]
+        status, out, err = in_process(*command)
+        assert status == 0, (command, err)
+        assert final_digest(folder) == straight, command
+        assert litter(folder) == []
+
+
+def claim_and_write(out: Path, start_together, results) -> None:
+    "In a forked process: claim `out` at the same instant as the others, write a run's files into it, report."
+    start_together.wait()
+    try:
+        with claimed_folder(out):
+            save_atomic({'epoch': 1, 'pid': os.getpid()}, out / 'checkpoint.pt')
+            write_atomic(json.dumps({'pid': os.getpid()}).encode(), out / 'metrics.json')
+        results.put((os.getpid(), 'won'))
+    except RunFolderError as e: results.put((os.getpid(), str(e)))
+    except BaseException as e: results.put((os.getpid(), f"{type(e).__name__}: {e}"))
+
+
+def test_simultaneous_claims_many_times(tmp_path):
+    fork = multiprocessing.get_context('fork')          # forked from this process: no start-up, so the claims really meet
+    for round in range(25):
+        out, start_together, results = tmp_path / f'run{round}', fork.Barrier(3), fork.Queue()
+        processes = [fork.Process(target=claim_and_write, args=(out, start_together, results)) for _ in range(3)]
+        for process in processes: process.start()
+        for process in processes: process.join(30)
+        outcomes = dict(results.get(timeout=5) for _ in processes)
+        winners = [pid for pid, outcome in outcomes.items() if outcome == 'won']
+        assert len(winners) == 1, outcomes
+        for pid, outcome in outcomes.items():
+            assert outcome == 'won' or 'is being written by another run' in outcome or 'already holds a run' in outcome, outcome
+        assert load_checkpoint is not None and json.loads((out / 'metrics.json').read_text())['pid'] == winners[0]
+        assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pt', 'metrics.json']
+
+
+def test_simultaneous_starts_into_one_folder(tmp_path, straight):
+    folder = tmp_path / 'run'
+    results = [finish(process) for process in [start('--out', folder) for _ in range(2)]]
+    assert sorted(status for status, _, _ in results) == [0, 2], results
+    refused = next(err for status, _, err in results if status == 2)
+    assert any(reason in one_line(refused) for reason in ('is being written by another run', 'already holds a run')), refused
+    assert final_digest(folder) == straight and litter(folder) == []
+
+
+def test_sigint_to_the_parent_of_two_processes(tmp_path):
+    folder = tmp_path / 'run'
+    checkpoint = folder / 'checkpoint.pt'
+    process = start('--out', folder, '--nproc', 2)
+    wait_for(lambda: epoch_of(checkpoint) >= 1, process)
+    ranks = descendants(process.pid)                     # the ranks, and the fork server they came from
+    process.send_signal(signal.SIGINT)                   # the parent alone, not its process group
+    status, out, err = finish(process, timeout=60)
+    assert status == 130 and 'test accuracy' not in out, (out, err)
+    epoch = epoch_of(checkpoint)
+    assert f"interrupted (SIGINT); the last complete checkpoint (epoch {epoch}) is intact" in one_line(err)
+    assert not (folder / 'metrics.json').exists() and litter(folder) == []
+    assert len(ranks) >= 2, ranks
+    deadline = time.time() + 10                          # no rank outlives the parent
+    while (alive := [pid for pid in ranks if running(pid)]) and time.time() < deadline: time.sleep(0.1)
+    assert alive == [], alive
+
+
+def ps_lines() -> list[str]:
+    return subprocess.run(['ps', '-eo', 'pid=,ppid=,stat=,args='], capture_output=True, text=True).stdout.splitlines()
+
+
+def descendants(pid: int) -> list[int]:
+    "Every process below `pid`: its children, theirs, and so on."
+    children = {}
+    for line in ps_lines():
+        child, parent = map(int, line.split()[:2])
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo: todo += (new := children.get(todo.pop(), [])); found += new
+    return found
+
+
+def running(pid: int) -> bool:
+    "Whether `pid` is a live process (a zombie, ended but not yet reaped, is not)."
+    return any(line.split()[0] == str(pid) and not line.split()[2].startswith('Z') for line in ps_lines())
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    "A folder on a read-only filesystem (a read-only bind mount; needs root, as CI has), holding the four .gz files."
+    if os.geteuid() != 0 or not shutil.which('mount'): pytest.skip("a read-only mount needs root")
+    source, mounted = tmp_path / 'source', tmp_path / 'read-only'
+    raw = source / 'FashionMNIST' / 'raw'
+    raw.mkdir(parents=True); mounted.mkdir()
+    for name in FILES: shutil.copy(check_files() / name, raw / name)
+    done = subprocess.run(f"mount --bind {source} {mounted} && mount -o remount,ro,bind {mounted}", shell=True, capture_output=True)
+    if done.returncode != 0: pytest.skip(f"no read-only mount here: {done.stderr.strip()}")
+    yield mounted
+    subprocess.run(['umount', str(mounted)], check=True)
+
+
+def test_read_only_filesystem(read_only, capsys):
+    for argv, message in [(['--out', str(read_only / 'run')], f"cannot write to the output folder {read_only / 'run'}"),
+                          (['--data', str(read_only)], f"cannot extract train-images-idx3-ubyte.gz in {read_only / 'FashionMNIST' / 'raw'}: the folder is read-only")]:
+        with pytest.raises(SystemExit) as stopped: main(argv)
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and message in one_line(err), err
