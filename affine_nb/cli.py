@@ -86,6 +86,7 @@ def state_problems(state: dict) -> list[str]:
         problems.append(f"epoch {state['epoch']!r} does not fit epochs={cfg.epochs} and a history of {len(state['history'])} epoch(s)")
     return problems
 
+# %% ../nbs/07_cli.ipynb #ac1d2444
 def load_checkpoint(path) -> dict:
     "A checkpoint written by `affine-train`, loaded without running any code from it, and checked against this model and itself; or a clear error."
     try: state = torch.load(path, map_location='cpu', weights_only=True)
@@ -111,7 +112,6 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"{path} does not agree with itself ({'; '.join(problems)}): it was edited, and resuming it would "
                          f"record settings that never ran; resume the checkpoint as the run wrote it")
     return state
-
 
 # %% ../nbs/07_cli.ipynb #fab3620d
 RUN_FILES = ('checkpoint.pt', 'metrics.json', 'model.pt')
@@ -286,6 +286,7 @@ def stopped_by_signals():
     finally:
         for signum, handler in old.items(): signal.signal(signum, handler)
 
+# %% ../nbs/07_cli.ipynb #d318c997
 def main(argv: list[str] | None = None, report: bool = True) -> int:
     "The `affine-train` command (`report=False`: one process of several, whose parent reports a stop by a signal)."
     parser = make_parser()
@@ -310,12 +311,14 @@ def main(argv: list[str] | None = None, report: bool = True) -> int:
     with stopped_by_signals():
         return run_command(args, parser, cfg, state, out, rank, train, test, report, argv)
 
+# %% ../nbs/07_cli.ipynb #21709c8c
 def stop_message(e: Exception) -> str:
     "What stopped a run, in words: the signal, the loss, or the file that could not be written (without `[Errno N]`)."
     if isinstance(e, Stopped): return f"interrupted ({e})"
     if isinstance(e, NonFiniteLoss): return f"stopped: {e}"
     return f"{e.strerror}: {e.filename}" if e.filename else e.strerror or str(e)
 
+# %% ../nbs/07_cli.ipynb #c571af73
 def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) -> int:
     "The training part of `main`: one process, or the parent of `cfg.nproc`; what is printed and the exit status."
     checkpoint = out / 'checkpoint.pt'
@@ -342,6 +345,7 @@ def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) 
               f"continue with: affine-train --resume {checkpoint}")
     return 0
 
+# %% ../nbs/07_cli.ipynb #9e2768bf
 def run_ranks(cfg: TrainConfig, argv: list[str], checkpoint: Path, timeout_s: float) -> int:
     "`affine-train argv` in `cfg.nproc` processes that train together; the exit status of the run."
     try: launch(rank_main, cfg.nproc, argv, device=cfg.device, timeout_s=timeout_s)
@@ -356,4 +360,3 @@ def rank_main(argv: list[str]) -> int:
     return status
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # python -m affine_nb.cli: how torchrun -m starts it
-

@@ -70,6 +70,7 @@ def first_failure(folder) -> tuple[int, dict] | None:
     notes = {int(p.stem): json.loads(p.read_text()) for p in Path(folder).glob('*.failed')}
     return min(notes.items(), key=lambda item: item[1]['time']) if notes else None
 
+# %% ../nbs/13_distributed.ipynb #720db9b3
 def stop_all(processes, grace_s: float = 10) -> None:
     "Ask every process still running to stop (SIGTERM, which `affine-train` handles like Ctrl-C), then kill what is left after `grace_s`."
     for process in processes:
@@ -93,6 +94,7 @@ def blame(processes, folder, alive: list[int], silent: list[int], timeout_s: flo
     code = note['exit'] if isinstance(note['exit'], int) and note['exit'] > 0 else 1
     return RankFailed(f"rank {rank} stopped with exit status {code}; the other processes were stopped", code)
 
+# %% ../nbs/13_distributed.ipynb #693b3375
 def wait_for(processes, folder, timeout_s: float) -> None:
     "Return when every process ended well; at the first that did not, stop the others and raise `RankFailed`."
     while any(process.exitcode != 0 for process in processes):
@@ -115,7 +117,6 @@ def launch(fn, nproc: int, *args, device: str = 'cpu', timeout_s: float = TIMEOU
         if missing: raise RankFailed(f"rank {missing[0]} ended without a result (it was interrupted); the other processes were stopped", 130)
         # written a moment ago by our own processes into a folder of our own: safe to unpickle
         return [torch.load(Path(folder) / f'{rank}.pt', weights_only=False) for rank in range(nproc)]
-
 
 # %% ../nbs/13_distributed.ipynb #09a973eb
 def affine_gradients(split, batch_size: int = 128, seed: int = 42) -> dict:
