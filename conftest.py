@@ -1,6 +1,8 @@
 """pytest runs every chapter in nbs/ as one test, through nbdev's own notebook runner, and the tests in tests/.
 
-`pytest -q` skips the cells flagged `slow` (as `nbdev_test` does); `pytest -q --flags slow` runs them too."""
+`pytest -q` skips the cells flagged `slow` (as `nbdev_test` does); `pytest -q --flags slow` runs them too.
+When the browser test runs, it runs every cell of the analysis chapter in a real kernel and fails on any error, so the
+chapter is not run a second time here (the chapter's three-epoch training is the longest part of either)."""
 import pytest
 from nbdev.config import get_config
 from nbdev.test import test_nb
@@ -8,6 +10,18 @@ from nbdev.test import test_nb
 
 def pytest_addoption(parser):
     parser.addoption('--flags', default='', help="nbdev test flags whose cells run too (e.g. slow)")
+
+
+BROWSER_TEST = 'test_widgets_respond_to_sliders'
+
+
+@pytest.hookimpl(trylast=True)          # after -k and -m have chosen the items
+def pytest_collection_modifyitems(config, items):
+    browser = next((item for item in items if item.name == BROWSER_TEST), None)
+    if browser is None or browser.module.missing_tools(): return
+    for item in items:
+        if isinstance(item, ChapterRun) and item.path.name == browser.module.NOTEBOOK.split('/')[-1]:
+            item.add_marker(pytest.mark.skip(reason=f"{item.path.name} runs cell by cell in {browser.nodeid}, which fails on any error"))
 
 
 def pytest_collect_file(parent, file_path):

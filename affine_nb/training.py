@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.distributed as dist
-import torchvision
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
@@ -235,8 +234,8 @@ def process_group() -> tuple[int, int]:
 def environment() -> dict:
     "Library versions, the machine and the kernel fingerprint, for the record."
     kernels = kernel_fingerprint()
-    return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-                numpy=np.__version__, affine_nb=affine_nb.__version__, platform=platform.platform(),
+    return dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+                affine_nb=affine_nb.__version__, platform=platform.platform(),
                 cpu=kernels['cpu']['name'], cpu_count=os.cpu_count(), threads=torch.get_num_threads(), kernels=kernels)
 
 # %% ../nbs/04_training.ipynb #d07bfd02
