@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'RUN_FILES', 'DiskFull', 'write_atomic', 'save_atomic', 'save_figure', 'config_problems',
            'state_problems', 'load_checkpoint', 'RunFolderError', 'same_folder', 'check_run_folder', 'make_folders',
-           'lock_folder', 'claimed_folder', 'write_ending', 'train_run', 'ended', 'flag', 'make_parser',
-           'config_from_args', 'default_out', 'checkpoint_note', 'Stopped', 'stopped_by_signals', 'main',
+           'lock_folder', 'claimed_folder', 'write_ending', 'run_callbacks', 'train_run', 'ended', 'flag',
+           'make_parser', 'config_from_args', 'default_out', 'checkpoint_note', 'Stopped', 'stopped_by_signals', 'main',
            'stop_message', 'run_command', 'run_ranks', 'rank_main']
 
 # %% ../nbs/11_cli.ipynb #007bf43e
@@ -17,10 +17,10 @@ import torch
 import torch.distributed as dist
 
 from .data import load_split
-from .distributed import TIMEOUT_S, RankFailed, join_group, launch, launched
+from .distributed import TIMEOUT_S, DistributedTraining, RankFailed, join_group, launch, launched
 from .model import make_model
 from .plotting import curve_figures
-from .repro import OneLineParser, portable_active, portable_requested, restart_portable
+from .repro import OneLineParser, RecordEnvironment, portable_active, portable_requested, restart_portable
 from .training import NonFiniteLoss, TrainConfig, cpu_cores, fit, keep_freed_memory, local_processes, weights_sha256
 
 try: import fcntl                      # POSIX: a lock that the system releases when its process dies
@@ -184,12 +184,16 @@ def write_ending(folder: Path, model, metrics: dict) -> None:
     for name, fig in curve_figures(metrics).items(): save_figure(fig, folder / name)
     write_atomic((json.dumps(metrics, indent=1) + '\n').encode(), folder / 'metrics.json')
 
+def run_callbacks(cfg: TrainConfig) -> list:
+    "What a run of the command line adds to the recipe: the record of its machine and kernels, and with several processes, the shared work."
+    return [RecordEnvironment()] + ([DistributedTraining()] if cfg.nproc > 1 else [])
+
 def train_run(cfg: TrainConfig, out, train=None, test=None, resume=None, stop_after: int | None = None, quiet: bool = True, model=None):
     "`fit` with its files in the folder `out`, continuing from the checkpoint `resume` if given; returns `(model, metrics)`."
     state = load_checkpoint(resume) if resume is not None else None
     with claimed_folder(out, resume_from=resume) as folder:
         if state is not None and not same_folder(Path(resume).parent, folder): save_atomic(state, folder / 'checkpoint.pt')
-        model, metrics = fit(cfg, train, test, state, stop_after, quiet, model,
+        model, metrics = fit(cfg, train, test, state, stop_after, quiet, model, callbacks=run_callbacks(cfg),
                              on_epoch=lambda state: save_atomic(state, folder / 'checkpoint.pt'))
         write_ending(folder, model, metrics)
     return model, metrics
@@ -330,7 +334,7 @@ def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) 
             join_group(cfg.device, args.timeout)
             atexit.register(dist.destroy_process_group)
         if rank == 0: model, metrics = train_run(cfg, out, train, test, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet)
-        else: model, metrics = fit(cfg, train, test, state, args.stop_after)                # only rank 0 writes
+        else: model, metrics = fit(cfg, train, test, state, args.stop_after, callbacks=run_callbacks(cfg))   # only rank 0 writes
     except RunFolderError as e: parser.error(str(e))
     except (NonFiniteLoss, DiskFull, PermissionError, Stopped) as e:
         if rank == 0 and (report or not isinstance(e, Stopped)): print(f"\naffine-train: {stop_message(e)}; {checkpoint_note(checkpoint)}", file=sys.stderr)

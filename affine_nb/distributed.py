@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['TIMEOUT_S', 'free_port', 'rank_env', 'launched', 'join_group', 'RankFailed', 'last_line', 'first_failure', 'stop_all',
-           'blame', 'wait_for', 'launch', 'affine_gradients', 'fit_on_rank', 'fail_on_rank']
+           'blame', 'wait_for', 'launch', 'affine_gradients', 'summed_over_ranks', 'DistributedTraining', 'fit_on_rank',
+           'fail_on_rank']
 
 # %% ../nbs/09_distributed.ipynb #6cf47342
 import copy, datetime, json, multiprocessing.connection, os, re, signal, socket, tempfile, time
@@ -18,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .data import Batches
 from .model import make_model
-from .training import fit, process_group
+from .training import Callback, fit, process_group
 
 # %% ../nbs/09_distributed.ipynb #92294017
 TIMEOUT_S = 120      # how long a process waits for the others at a collective before it stops with an error
@@ -131,11 +132,30 @@ def affine_gradients(split, batch_size: int = 128, seed: int = 42) -> dict:
         return {name: p.grad.clone() for name, p in model.named_parameters() if 'affine' in name}
     return dict(local=gradients(model), ddp=gradients(DistributedDataParallel(model)))
 
+# %% ../nbs/09_distributed.ipynb #c4646ffd
+def summed_over_ranks(*numbers) -> list:
+    "Each of `numbers` summed over all processes."
+    total = torch.tensor(numbers, dtype=torch.float64)
+    dist.all_reduce(total)
+    return total.tolist()
+
+class DistributedTraining(Callback):
+    "Train as one of several processes: DDP averages the gradients, each loss counts by its share of the batch, the epoch's sums are summed."
+    order, shares_work = 5, True          # after the Recorder has read the loss, before Evaluate writes the epoch's row
+    def before_fit(self, learn):
+        device = next(learn.model.parameters()).device
+        learn.net = DistributedDataParallel(learn.model, device_ids=None if device.type == 'cpu' else [device])
+    def after_loss(self, learn):
+        batches = learn.batches
+        learn.loss = learn.loss * (len(learn.yb) * batches.world / batches.global_rows(learn.step))   # the global batch's mean
+    def after_epoch(self, learn): learn.totals = summed_over_ranks(*learn.totals)
+
 # %% ../nbs/09_distributed.ipynb #cb9ca3d8
 def fit_on_rank(cfg, train=None, test=None, state=None, stop_after=None) -> dict:
     "`fit` as one of the processes of `launch`: its metrics and the state after its last epoch."
     states = []
-    _, metrics = fit(cfg, train, test, state, stop_after, on_epoch=states.append)
+    _, metrics = fit(cfg, train, test, state, stop_after, on_epoch=states.append,
+                     callbacks=[DistributedTraining()] if cfg.nproc > 1 else [])
     return dict(metrics=metrics, state=states[-1])
 
 # %% ../nbs/09_distributed.ipynb #0899bdf8

@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['PORTABLE_ENV', 'KEY_FIELDS', 'TOLERANCE', 'KERNEL_VARIANTS', 'PINS', 'portable_requested', 'portable_active',
-           'cpu_info', 'kernel_fingerprint', 'portable_env', 'restart_portable', 'run_portable', 'kernel_key',
-           'key_differences', 'final', 'compare_runs', 'OneLineParser', 'default_reference', 'read_metrics',
-           'compare_main', 'variant_folder', 'train_variant', 'kernel_table', 'largest_differences', 'seed_spread']
+           'kernel_fingerprint', 'environment', 'RecordEnvironment', 'portable_env', 'restart_portable', 'run_portable',
+           'kernel_key', 'key_differences', 'final', 'compare_runs', 'OneLineParser', 'default_reference',
+           'read_metrics', 'compare_main', 'variant_folder', 'train_variant', 'kernel_table', 'largest_differences',
+           'seed_spread']
 
 # %% ../nbs/10_reproducibility.ipynb #082b0f92
 import argparse, getpass, json, os, platform, re, subprocess, sys, tempfile
@@ -15,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import affine_nb
 from .data import checkout
 from .plotting import markdown_table
+from .training import Callback, cpu_info
 
 # %% ../nbs/10_reproducibility.ipynb #6410d65d
 PORTABLE_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'COMPATIBLE'}
@@ -29,23 +32,23 @@ def portable_active() -> bool:
     "Whether this process runs the portable kernels: the pins were set when torch started, and ATen honoured them."
     return portable_requested() and torch.backends.cpu.get_cpu_capability() == 'AVX2'
 
-def cpu_info() -> dict:
-    "The CPU's vendor, family, model, name and instruction-set flags that matter for kernels (from /proc/cpuinfo on Linux)."
-    info = dict(vendor=platform.machine(), family='', model='', name=platform.processor() or platform.machine(), flags=[])
-    try:
-        with open('/proc/cpuinfo') as f: text = f.read().split('\n\n')[0]
-    except OSError: return info
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(':') for line in text.splitlines())}
-    flags = sorted(f for f in fields.get('flags', '').split() if f.startswith(('avx', 'amx', 'fma', 'f16c')))
-    return dict(vendor=fields.get('vendor_id', info['vendor']), family=fields.get('cpu family', ''), model=fields.get('model', ''),
-                name=fields.get('model name', info['name']), flags=flags)
-
 def kernel_fingerprint() -> dict:
     "What decides which CPU kernels run, and so the last bits of every result."
     blas = re.search(r'BLAS_INFO=(\w+)', torch.__config__.show())
     return dict(cpu_capability=torch.backends.cpu.get_cpu_capability(), onednn_max_isa=os.environ.get('ONEDNN_MAX_CPU_ISA', 'default'),
                 blas=blas.group(1) if blas else 'unknown', mkl_cbwr=os.environ.get('MKL_CBWR', 'default'), portable=portable_active(),
                 threads=torch.get_num_threads(), torch=torch.__version__, numpy=np.__version__, machine=platform.machine(), cpu=cpu_info())
+
+def environment() -> dict:
+    "Library versions, the machine and the kernel fingerprint, for the record."
+    kernels = kernel_fingerprint()
+    return dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__,
+                affine_nb=affine_nb.__version__, platform=platform.platform(),
+                cpu=kernels['cpu']['name'], cpu_count=os.cpu_count(), threads=torch.get_num_threads(), kernels=kernels)
+
+class RecordEnvironment(Callback):
+    "Add `environment()` to the run's metrics, at the end of the run: what two runs must share to be compared bit for bit."
+    def after_fit(self, learn): learn.records['environment'] = environment()
 
 # %% ../nbs/10_reproducibility.ipynb #856232df
 def portable_env(env: dict | None = None) -> dict:

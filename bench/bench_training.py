@@ -25,7 +25,8 @@ from common_recipe import common_loader, common_optimizer, common_train_epoch
 from affine_nb.data import Batches, check_files, load_split, to_float
 from affine_nb.extending import use_impl
 from affine_nb.model import make_model
-from affine_nb.training import (TrainConfig, environment, keep_freed_memory, make_optimizer, make_scheduler, native_bf16,
+from affine_nb.repro import environment
+from affine_nb.training import (TrainConfig, keep_freed_memory, make_optimizer, make_scheduler, native_bf16,
                                 set_determinism, train_epoch)
 
 HERE = Path(__file__).parent

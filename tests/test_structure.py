@@ -13,7 +13,6 @@ PACKAGE = 'affine_nb'
 # Imports of a later chapter that are still to be removed, each with the one it should become. An entry that no longer
 # matches an import fails the test too, so the list can only shrink.
 STILL_BACKWARD = {
-    ('training', 'repro'): "the kernel fingerprint recorded by a callback that the reproducibility chapter defines",
     ('experiments', 'cli'): "the experiments writing their runs without the command line's run folders",
 }
 
