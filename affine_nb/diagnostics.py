@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['lr_suggestions', 'LRFinder', 'lr_find', 'plot_lr_find', 'relu_after', 'dead_units', 'ActivationStats',
            'plot_activation_stats', 'units_ever_active', 'clustered_units', 'cluster_report', 'describe_cluster',
-           'misclassified', 'plot_misclassified', 'parameter_summary', 'affine_parameter_count', 'diagnostic_figures']
+           'plot_units', 'misclassified', 'plot_misclassified', 'parameter_summary', 'affine_parameter_count',
+           'diagnostic_figures']
 
 # %% ../nbs/08_diagnostics.ipynb #11a13c0e
 import itertools, math
@@ -125,18 +126,19 @@ class ActivationStats(Callback):
 # %% ../nbs/08_diagnostics.ipynb #c4fe975f
 def plot_activation_stats(stats: ActivationStats) -> Figure:
     "Mean, standard deviation and dead share over the training steps, one panel each, one colour per layer (dashed: its ReLU)."
-    fig = Figure(figsize=(15, 4), layout='constrained')
+    fig = Figure(figsize=(15, 4.4), layout='constrained')
     axes = fig.subplots(1, 3)
     for i, (name, records) in enumerate(stats.records.items()):
         relu_name = stats.relus[name][0]
         for ax, key in zip(axes[:2], ('mean', 'std')):
             ax.plot(records[key], color=f'C{i}', linewidth=0.8, label=name)
             ax.plot(records[f'relu_{key}'], color=f'C{i}', linewidth=0.8, linestyle='--', label=relu_name)
-        axes[2].plot(records['dead'], color=f'C{i}', linewidth=0.8, label=relu_name)
+        axes[2].plot(records['dead'], color=f'C{i}', linewidth=0.8, linestyle='--')    # a ReLU's, dashed as in the legend
     for ax, title, ylabel in zip(axes, ('Mean of the outputs', 'Standard deviation of the outputs', 'Dead units in the batch'),
                                  ('mean', 'standard deviation', 'share of the units')):
         ax.set(title=title, xlabel='training step', ylabel=ylabel)
-        ax.grid(alpha=0.3); ax.legend()
+        ax.grid(alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='outside lower center', ncol=4)   # one legend, under the panels
     return fig
 
 # %% ../nbs/08_diagnostics.ipynb #2b8b2740
@@ -171,6 +173,22 @@ def describe_cluster(report: dict, split_name: str = 'test') -> str:
     return (f"{r['cluster']} of the {r['units']} units of {r['layer']} sit within {r['tolerance']:g} of one another at γ ≈ {r['gamma']:.3f}, "
             f"β ≈ {r['beta']:.4f}. On the {r['images']:,} {split_name} images, {dead_in} of these {r['cluster']} never give a ReLU "
             f"output above 0, {verdict}. In the whole layer {r['dead']} units never fire, {r['dead'] - dead_in} of them outside the cluster.")
+
+# %% ../nbs/08_diagnostics.ipynb #92818d1c
+def plot_units(model: nn.Sequential, split: Split, tolerance: float = 0.01) -> Figure:
+    "The hidden `LearnedAffine`'s units as points (γ, β): those that never fire on `split` in red, the others in blue, the cluster ringed."
+    name, layer = next((name, layer) for name, layer in affine_layers(model).items() if len(layer.shape) == 1)
+    gamma, beta, dead = layer.gamma.detach(), layer.beta.detach(), ~units_ever_active(model, name, split)
+    cluster = clustered_units(layer, tolerance)
+    fig = Figure(figsize=(6.5, 4.5), layout='constrained')
+    ax = fig.add_subplot()
+    ax.scatter(gamma[~dead], beta[~dead], s=16, color='tab:blue', label=f"fire on some image ({int((~dead).sum())})")
+    ax.scatter(gamma[dead], beta[dead], s=16, color='tab:red', label=f"never fire: dead ({int(dead.sum())})")
+    ax.scatter(gamma[cluster].mean(), beta[cluster].mean(), s=900, facecolors='none', edgecolors='black', label=f"the cluster ({len(cluster)} units)")
+    ax.set(xlabel='γ', ylabel='β', title=f"{name}: its {len(gamma)} units, on the {len(split):,} test images")
+    ax.grid(alpha=0.3)
+    ax.legend().legend_handles[2].set_sizes([80])          # the ring, small in the legend
+    return fig
 
 # %% ../nbs/08_diagnostics.ipynb #4cb2308d
 def misclassified(model: nn.Module, split: Split, n: int = 24) -> list[tuple[int, int, int, float]]:
@@ -218,5 +236,5 @@ def diagnostic_figures(model: nn.Module | None, train: Split, test: Split, stats
         model = observed if model is None else model
     if model is None: raise ValueError("pass the trained model, or no stats so that a run is recorded")
     lr_result = lr_find(train, cfg) if lr_result is None else lr_result
-    return {'lr_find.png': plot_lr_find(lr_result), 'activation_stats.png': plot_activation_stats(stats),
+    return {'lr_find.png': plot_lr_find(lr_result), 'activation_stats.png': plot_activation_stats(stats), 'hidden_units.png': plot_units(model, test),
             'misclassified.png': plot_misclassified(model, test, n_misclassified)}

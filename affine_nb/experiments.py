@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['SEEDS', 'CONFIGS', 'run_name', 'run_or_load', 'load_runs', 'run_configs', 'summarize', 'best_of', 'compare',
-           'results_table', 'plot_lr_schedules', 'plot_accuracy_by_config', 'overlap_check', 'conclusions']
+           'results_table', 'plot_lr_schedules', 'plot_accuracy_by_config', 'plot_longer', 'overlap_check',
+           'conclusions']
 
 # %% ../nbs/06_experiments.ipynb #1bcfea0e
 import dataclasses, json, statistics
@@ -92,19 +93,30 @@ def plot_lr_schedules(groups: dict[str, list[dict]]) -> Figure:
     ax.legend()
     return fig
 
-def plot_accuracy_by_config(groups: dict[str, list[dict]]) -> Figure:
-    "Test accuracy after each epoch, mean over seeds with the min–max band, and train accuracy dashed."
-    fig = Figure(figsize=(8, 4.5), layout='constrained')
-    ax = epoch_axes(fig, 'Accuracy by configuration (band: min–max over seeds)', 'accuracy (fraction correct)')
-    for name, runs in groups.items():
-        epochs = [h['epoch'] for h in runs[0]['history']]
-        test = torch.tensor([[h['test_acc'] for h in m['history']] for m in runs])
-        train = torch.tensor([[h['train_acc'] for h in m['history']] for m in runs])
-        line, = ax.plot(epochs, test.mean(0), 'o-', label=f"{name} test ({len(runs)} seeds)")
-        ax.fill_between(epochs, test.min(0).values, test.max(0).values, color=line.get_color(), alpha=0.2)
-        ax.plot(epochs, train.mean(0), '--', color=line.get_color(), alpha=0.6, label=f"{name} train")
-    ax.legend(fontsize=8, ncol=2)
+def plot_accuracy_by_config(runs: dict[str, list[dict]], longer: dict[str, list[dict]] | None = None) -> Figure:
+    "Left: each configuration's final test accuracy, a dot per seed and a bar at their mean. Right, if given: the `longer` run's accuracy per epoch."
+    fig = Figure(figsize=(12, 4.2) if longer else (6.5, 4.2), layout='constrained')
+    axes = fig.subplots(1, 2 if longer else 1, squeeze=False)[0]
+    names, epochs = list(runs)[::-1], len(next(iter(runs.values()))[0]['history'])     # the first configuration on top
+    for y, name in enumerate(names):
+        finals = [m['history'][-1]['test_acc'] for m in runs[name]]
+        axes[0].plot(finals, [y] * len(finals), 'o', color='tab:blue', alpha=0.6)
+        axes[0].plot([statistics.mean(finals)] * 2, [y - 0.3, y + 0.3], color='black', linewidth=2)
+    axes[0].set(yticks=range(len(names)), yticklabels=names, xlabel='test accuracy',
+                title=f"After {epochs} epochs: each seed (dot), their mean (bar)")
+    axes[0].grid(axis='x', alpha=0.3)
+    if longer: plot_longer(axes[1], *next(iter(longer.items())))
     return fig
+
+def plot_longer(ax, name: str, runs: list[dict]) -> None:
+    "Test and train accuracy of `runs` per epoch: the mean over seeds, with the band from the lowest to the highest."
+    epochs = [h['epoch'] for h in runs[0]['history']]
+    for key, style in (('test_acc', 'o-'), ('train_acc', '--')):
+        values = torch.tensor([[h[key] for h in m['history']] for m in runs])
+        line, = ax.plot(epochs, values.mean(0), style, label=key.split('_')[0])
+        ax.fill_between(epochs, values.min(0).values, values.max(0).values, color=line.get_color(), alpha=0.2)
+    ax.set(title=f"{name}, {len(epochs)} epochs: mean of {len(runs)} seeds, band from lowest to highest", xlabel='epoch', ylabel='accuracy', xticks=epochs)
+    ax.grid(alpha=0.3); ax.legend()
 
 # %% ../nbs/06_experiments.ipynb #a9507acd
 @torch.no_grad()
