@@ -54,12 +54,12 @@ def save_atomic(obj, path: Path) -> None:
     torch.save(obj, buffer)
     write_atomic(buffer.getvalue(), path)
 
+# %% ../nbs/11_cli.ipynb #fdbad0f2
 def save_figure(fig, path: Path) -> None:
     "A matplotlib figure as a PNG file, atomically."
     png = io.BytesIO()
     fig.savefig(png, dpi=100, format='png')
     write_atomic(png.getvalue(), path)
-
 
 # %% ../nbs/11_cli.ipynb #00a60f9e
 CHECKPOINT_KEYS = ('epoch', 'config', 'model', 'optimizer', 'scheduler', 'batch_order', 'torch_rng', 'history', 'lrs')
@@ -153,6 +153,7 @@ def lock_folder(out: Path) -> int | None:
         raise RunFolderError(f"{out} is being written by another run; wait for it to finish, or give another --out") from None
     return fd
 
+# %% ../nbs/11_cli.ipynb #72b3b284
 @contextlib.contextmanager
 def claimed_folder(out: Path, resume_from: Path | None = None):
     "Own `out` for one run: create it, lock it, clear what dead runs left half-written; on leaving, remove it if this call made it and nothing was saved."
@@ -175,7 +176,6 @@ def claimed_folder(out: Path, resume_from: Path | None = None):
             for folder in created:                        # innermost first: leave no empty folder behind
                 with contextlib.suppress(OSError): folder.rmdir()
         if fd is not None: os.close(fd)
-
 
 # %% ../nbs/11_cli.ipynb #9cb28ed0
 def write_ending(folder: Path, model, metrics: dict) -> None:
@@ -259,6 +259,7 @@ def config_from_args(args, parser) -> tuple[TrainConfig, dict | None]:
     if problems: parser.error('; '.join(problems))
     return cfg, state
 
+# %% ../nbs/11_cli.ipynb #4795058a
 def default_out() -> Path:
     "A new run folder: the start time and the process id, so two runs started in the same second get two folders."
     return Path('runs') / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

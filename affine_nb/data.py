@@ -29,15 +29,18 @@ EXTRACTED = {                           # file name -> md5 of the official file 
     't10k-labels-idx1-ubyte': '15d484375f8d13e6eb1aabb0c3f46965'}
 SPLITS = {True: ('train', 60_000), False: ('t10k', 10_000)}   # train= -> file prefix, number of examples
 
+# %% ../nbs/02_data.ipynb #a8ab227f
 def checkout() -> Path | None:
     "The project's checkout (the folder with settings.ini and affine_nb/) that holds the current folder, if there is one."
     here = Path.cwd().resolve()
     return next((f for f in (here, *here.parents) if (f / 'settings.ini').is_file() and (f / 'affine_nb').is_dir()), None)
 
+# %% ../nbs/02_data.ipynb #00d4fa41
 def default_root() -> Path:
     "`data/` in the checkout that holds the current folder, else `~/.cache/affine_nb`."
     return checkout() / 'data' if checkout() is not None else Path.home() / '.cache' / 'affine_nb'
 
+# %% ../nbs/02_data.ipynb #abd657b7
 def data_root(root=None) -> Path:
     "The folder that holds `FashionMNIST/raw/`: `root`, else `$AFFINE_NB_DATA`, else `default_root()`."
     if root is not None: return Path(root).expanduser()
@@ -60,12 +63,14 @@ def _extract(gz: Path, target: Path) -> None:
 def md5(path: Path) -> str:
     with open(path, 'rb') as f: return hashlib.file_digest(f, 'md5').hexdigest()
 
+# %% ../nbs/02_data.ipynb #fa8c7f63
 def _check_gz(gz: Path) -> None:
     "Raise unless `gz` is the official file: a `.gz` is checked before anything is extracted from it."
     if (actual := md5(gz)) != FILES[gz.name]:
         raise ValueError(f"FashionMNIST file {gz} is corrupted or truncated: md5 {actual}, expected {FILES[gz.name]}; "
                          f"delete it and load again with download=True, or copy the official file over it")
 
+# %% ../nbs/02_data.ipynb #7140a04c
 def _verify(raw: Path, name: str) -> None:
     "Make `raw/name` the official extracted file: check its `.gz` if there, re-extract a damaged copy, or say what is wrong."
     gz, path = raw / f"{name}.gz", raw / name
@@ -107,6 +112,7 @@ class Split(NamedTuple):
         "The first `n` examples (for quick experiments and tests)."
         return Split(self.images[:n], self.labels[:n])
 
+# %% ../nbs/02_data.ipynb #86dd3ff2
 def read_idx(path: Path) -> torch.Tensor:
     "An IDX file of unsigned bytes as a tensor: 2 zero bytes, the type 0x08, the number of dimensions, each a big-endian int32, then the data."
     data = bytearray(path.read_bytes())
@@ -115,6 +121,7 @@ def read_idx(path: Path) -> torch.Tensor:
     shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(data[3])]
     return torch.frombuffer(data, dtype=torch.uint8, offset=4 + 4 * len(shape)).view(shape)
 
+# %% ../nbs/02_data.ipynb #0961f355
 def load_split(train: bool = True, root=None, download: bool = False) -> Split:
     "The training (`train=True`, 60 000 images) or test split (10 000) of FashionMNIST, checked and read."
     raw = check_files(root, download, train)
@@ -122,6 +129,7 @@ def load_split(train: bool = True, root=None, download: bool = False) -> Split:
     images, labels = read_idx(raw / f'{prefix}-images-idx3-ubyte'), read_idx(raw / f'{prefix}-labels-idx1-ubyte')
     return check_size(Split(images, labels.long()), train, raw)
 
+# %% ../nbs/02_data.ipynb #57e25f6d
 def check_size(split: Split, train: bool, raw: Path) -> Split:
     "`split` if it has as many images and labels as the official split, else a clear error."
     prefix, n = SPLITS[train]
@@ -151,6 +159,7 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     "`uint8` images `(N, 28, 28)` → float model input `(N, 1, 28, 28)` in [0, 1]."
     return images.unsqueeze(1).float().div_(255)
 
+# %% ../nbs/02_data.ipynb #a465460f
 class Batches:
     "Mini-batches `(to_float(images), labels)` of a `Split`, in a reproducible shuffled order if `shuffle`; with `world` > 1, `rank`'s share of each."
     def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world: int = 1):

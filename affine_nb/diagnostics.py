@@ -30,6 +30,7 @@ def lr_suggestions(lrs: list[float], smoothed: list[float]) -> dict:
     slopes = np.gradient(np.array(smoothed[:best + 1]), np.log10(lrs[:best + 1])) if best >= 1 else np.zeros(1)
     return dict(suggestion=lrs[int(np.argmin(slopes))], lr_at_minimum=lrs[best], minimum_tenth=lrs[best] / 10)
 
+# %% ../nbs/08_diagnostics.ipynb #fbe3db96
 class LRFinder(Callback):
     "The LR range test as a callback: before each step the rate of an exponential ramp; after each loss, a record; a stop at the end of the ramp or a divergence."
     def __init__(self, start_lr: float, end_lr: float, steps: int, smoothing: float, stop_factor: float):
@@ -90,10 +91,12 @@ def relu_after(model: nn.Sequential, name: str) -> tuple[str, nn.ReLU]:
     if relu is None: raise ValueError(f"no ReLU follows {name!r} in the model")
     return relu
 
+# %% ../nbs/08_diagnostics.ipynb #fe31cbf8
 def dead_units(relu_output: torch.Tensor) -> torch.Tensor:
     "Per unit (dimension 1: a feature or a channel): whether its output is 0 for every example and position."
     return relu_output.detach().transpose(0, 1).reshape(relu_output.shape[1], -1).amax(1) <= 0
 
+# %% ../nbs/08_diagnostics.ipynb #7f99f871
 class ActivationStats(Callback):
     "During a run (a callback) or a `with` block: per training step, mean and std of each `LearnedAffine`'s output and of its ReLU, and the share of dead ReLU units."
     def __init__(self, model: nn.Sequential):
@@ -151,12 +154,14 @@ def units_ever_active(model: nn.Sequential, name: str, split: Split, batch_size:
     finally: handle.remove()
     return torch.stack(active).any(0)
 
+# %% ../nbs/08_diagnostics.ipynb #f0e42107
 def clustered_units(layer: LearnedAffine, tolerance: float = 0.01) -> torch.Tensor:
     "Indices of the largest group of units whose γ and β are both within `tolerance` of those of one unit of the group."
     gamma, beta = layer.gamma.detach().flatten(), layer.beta.detach().flatten()
     close = ((gamma[:, None] - gamma[None]).abs() <= tolerance) & ((beta[:, None] - beta[None]).abs() <= tolerance)
     return close[close.sum(1).argmax()].nonzero().flatten()
 
+# %% ../nbs/08_diagnostics.ipynb #7de76912
 def cluster_report(model: nn.Sequential, split: Split, tolerance: float = 0.01) -> dict:
     "The hidden (one-dimensional) `LearnedAffine`'s (γ, β) cluster, and how many units, in it and in all, never fire on `split`."
     name, layer = next((name, layer) for name, layer in affine_layers(model).items() if len(layer.shape) == 1)
@@ -165,6 +170,7 @@ def cluster_report(model: nn.Sequential, split: Split, tolerance: float = 0.01) 
                 gamma=layer.gamma.detach()[cluster].mean().item(), beta=layer.beta.detach()[cluster].mean().item(),
                 dead_in_cluster=int(dead[cluster].sum()), dead=int(dead.sum()))
 
+# %% ../nbs/08_diagnostics.ipynb #36f23852
 def describe_cluster(report: dict, split_name: str = 'test') -> str:
     "The cluster and its dead units in words, every number from `report`."
     r, dead_in = report, report['dead_in_cluster']
@@ -198,6 +204,7 @@ def misclassified(model: nn.Module, split: Split, n: int = 24) -> list[tuple[int
     ordered = wrong[confidence[wrong].argsort(descending=True)][:n]
     return [(i, int(split.labels[i]), int(predicted[i]), confidence[i].item()) for i in ordered.tolist()]
 
+# %% ../nbs/08_diagnostics.ipynb #d7c359c7
 def plot_misclassified(model: nn.Module, split: Split, n: int = 24, columns: int = 8) -> Figure:
     "A grid of the `n` most confident mistakes, each titled with the true class, the predicted class and its probability."
     mistakes = misclassified(model, split, n)
@@ -219,6 +226,7 @@ def parameter_summary(model: nn.Module) -> list[tuple[str, str, int, float]]:
               for name, module in model.named_modules()]
     return [(name, kind, count, count / total) for name, kind, count in counts if count]
 
+# %% ../nbs/08_diagnostics.ipynb #bc535e8d
 def affine_parameter_count(model: nn.Module) -> int:
     "How many γ and β numbers the `LearnedAffine` layers of `model` hold."
     return sum(count_parameters(layer) for layer in affine_layers(model).values())

@@ -30,15 +30,18 @@ def free_port() -> int:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
+# %% ../nbs/09_distributed.ipynb #6e8fe577
 def rank_env(rank: int, world: int, port: int) -> dict:
     "The variables torchrun sets for a process on one machine: who it is, how many there are, where they meet."
     return dict(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
                 MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
 
+# %% ../nbs/09_distributed.ipynb #e0e248a4
 def launched() -> bool:
     "Whether this process is one of several started by `launch` or torchrun."
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
 
+# %% ../nbs/09_distributed.ipynb #6b0c3c47
 def join_group(device: str = 'cpu', timeout_s: float = TIMEOUT_S) -> None:
     "Join the process group the environment describes: gloo on the CPU, nccl on GPUs; wait at most `timeout_s` for the others."
     backend = 'nccl' if device.startswith('cuda') else 'gloo'
@@ -54,6 +57,7 @@ class RankFailed(RuntimeError):
 
 def last_line(text: str) -> str: return next((line for line in reversed(text.strip().splitlines()) if line.strip()), text)
 
+# %% ../nbs/09_distributed.ipynb #3d3c1ba1
 def _run_rank(rank, fn, args, world, port, device, timeout_s, folder):
     os.environ.update(rank_env(rank, world, port))
     join_group(device, timeout_s)
@@ -66,6 +70,7 @@ def _run_rank(rank, fn, args, world, port, device, timeout_s, folder):
     finally: dist.destroy_process_group()
     torch.save(result, Path(folder) / f'{rank}.pt')
 
+# %% ../nbs/09_distributed.ipynb #bc09a75c
 def first_failure(folder) -> tuple[int, dict] | None:
     "The rank that failed first, and its note."
     notes = {int(p.stem): json.loads(p.read_text()) for p in Path(folder).glob('*.failed')}
@@ -81,6 +86,7 @@ def stop_all(processes, grace_s: float = 10) -> None:
     for process in processes:
         if process.is_alive(): process.kill(); process.join()
 
+# %% ../nbs/09_distributed.ipynb #cc46a105
 def blame(processes, folder, alive: list[int], silent: list[int], timeout_s: float) -> RankFailed:
     "Why the group failed, from the processes `alive` (and `silent`: alive, no failure noted) when the first one ended."
     for rank, process in enumerate(processes):
@@ -106,6 +112,7 @@ def wait_for(processes, folder, timeout_s: float) -> None:
             raise blame(processes, folder, alive, silent, timeout_s)
         multiprocessing.connection.wait([p.sentinel for p in processes if p.exitcode is None], timeout=1.0)
 
+# %% ../nbs/09_distributed.ipynb #c0f83ad7
 def launch(fn, nproc: int, *args, device: str = 'cpu', timeout_s: float = TIMEOUT_S) -> list:
     "`fn(*args)` in `nproc` new processes that form a group; every rank's result, in rank order. `fn` must be importable."
     mp.set_forkserver_preload(['affine_nb.distributed'])     # imported once, by the server that every process is forked from
@@ -139,6 +146,7 @@ def summed_over_ranks(*numbers) -> list:
     dist.all_reduce(total)
     return total.tolist()
 
+# %% ../nbs/09_distributed.ipynb #298d9078
 class DistributedTraining(Callback):
     "Train as one of several processes: DDP averages the gradients, each loss counts by its share of the batch, the epoch's sums are summed."
     order, shares_work = 5, True          # after the Recorder has read the loss, before Evaluate writes the epoch's row

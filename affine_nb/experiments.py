@@ -32,6 +32,7 @@ CONFIGS = {  # name -> the settings that differ from the default recipe
 
 def run_name(config: str, epochs: int, seed: int) -> str: return f"{config}-{epochs}ep-seed{seed}"
 
+# %% ../nbs/06_experiments.ipynb #bc589fe0
 def run_or_load(cfg: TrainConfig, folder: Path, train: Split | None = None, test: Split | None = None, retrain: bool = False) -> dict:
     "The metrics of `cfg`: read from `folder/metrics.json` if a finished run with these settings and this much data is there (and not `retrain`), else trained now."
     path, n_train = Path(folder) / 'metrics.json', 60_000 if train is None else len(train)
@@ -41,6 +42,7 @@ def run_or_load(cfg: TrainConfig, folder: Path, train: Split | None = None, test
     for name in RUN_FILES: (Path(folder) / name).unlink(missing_ok=True)   # not the run asked for, or retrain: it goes, explicitly
     return train_run(cfg, folder, train, test)[1]
 
+# %% ../nbs/06_experiments.ipynb #cffee044
 def load_runs(folder: Path, epochs: int) -> dict[str, list[dict]]:
     "The finished run folders under `folder` for `epochs`, grouped by configuration."
     groups = {}
@@ -49,6 +51,7 @@ def load_runs(folder: Path, epochs: int) -> dict[str, list[dict]]:
         if runs: groups[name] = runs
     return groups
 
+# %% ../nbs/06_experiments.ipynb #fb327dc6
 def run_configs(names, epochs: int, seeds, folder: Path, train=None, test=None, retrain: bool = False) -> dict[str, list[dict]]:
     "Metrics of every configuration in `names`, for every seed, by configuration name."
     return {name: [run_or_load(TrainConfig(epochs=epochs, seed=seed, **CONFIGS[name]),
@@ -64,10 +67,12 @@ def summarize(runs: list[dict]) -> dict:
                 train_acc=statistics.mean(run['history'][-1]['train_acc'] for run in runs),
                 seconds=statistics.mean(run['wall_seconds'] for run in runs))
 
+# %% ../nbs/06_experiments.ipynb #6fdb663e
 def best_of(groups: dict[str, list[dict]]) -> str:
     "The configuration with the highest mean test accuracy."
     return max(groups, key=lambda name: summarize(groups[name])['mean'])
 
+# %% ../nbs/06_experiments.ipynb #572d4b1c
 def compare(a: dict, b: dict) -> str:
     "Whether summary `b` differs from summary `a` by more than the seed ranges, in words."
     diff, noise = b['mean'] - a['mean'], max(a['max'] - a['min'], b['max'] - b['min'])
@@ -75,6 +80,7 @@ def compare(a: dict, b: dict) -> str:
     return (f"{diff * 100:+.2f} points, {verdict} by more than the seed range ({noise * 100:.2f} points)" if abs(diff) > noise
             else f"{diff * 100:+.2f} points, within the seed range ({noise * 100:.2f} points): no difference shown")
 
+# %% ../nbs/06_experiments.ipynb #966f0d5c
 def results_table(groups: dict[str, list[dict]]) -> str:
     "One markdown row per configuration: epochs, test accuracy mean ± std over seeds, range, train accuracy, seconds."
     rows = []
@@ -93,6 +99,7 @@ def plot_lr_schedules(groups: dict[str, list[dict]]) -> Figure:
     ax.legend()
     return fig
 
+# %% ../nbs/06_experiments.ipynb #63c1df91
 def plot_accuracy_by_config(runs: dict[str, list[dict]], longer: dict[str, list[dict]] | None = None) -> Figure:
     "Left: each configuration's final test accuracy, a dot per seed and a bar at their mean. Right, if given: the `longer` run's accuracy per epoch."
     fig = Figure(figsize=(12, 4.2) if longer else (6.5, 4.2), layout='constrained')
@@ -108,6 +115,7 @@ def plot_accuracy_by_config(runs: dict[str, list[dict]], longer: dict[str, list[
     if longer: plot_longer(axes[1], *next(iter(longer.items())))
     return fig
 
+# %% ../nbs/06_experiments.ipynb #0242ccf3
 def plot_longer(ax, name: str, runs: list[dict]) -> None:
     "Test and train accuracy of `runs` per epoch: the mean over seeds, with the band from the lowest to the highest."
     epochs = [h['epoch'] for h in runs[0]['history']]

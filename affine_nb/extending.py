@@ -51,16 +51,19 @@ def check_op_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) ->
     if not x.dtype == gamma.dtype == beta.dtype:
         raise ValueError(f"affine_nb::affine needs x, gamma and beta of one dtype, got {x.dtype}, {gamma.dtype}, {beta.dtype}")
 
+# %% ../nbs/07_extending.ipynb #664e96b4
 def affine_kernel(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     "The operator's computation on real tensors."
     check_op_inputs(x, gamma, beta)
     return torch.addcmul(beta, x, gamma)
 
+# %% ../nbs/07_extending.ipynb #b072d674
 def affine_fake(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     "The output the kernel would return, without computing it: what the compiler traces with."
     check_op_inputs(x, gamma, beta)
     return torch.empty_like(x)
 
+# %% ../nbs/07_extending.ipynb #35963751
 def define_affine_op():
     "The custom operator `affine_nb::affine`: registered with its fake kernel and backward on the first call, looked up after."
     if not hasattr(torch.ops.affine_nb, 'affine'):
@@ -80,6 +83,7 @@ class FunctionAffine(LearnedAffine):
         check_fits(x.shape, self.gamma.shape)
         return AffineFunction.apply(x, self.gamma, self.beta)
 
+# %% ../nbs/07_extending.ipynb #f4380426
 class OpAffine(LearnedAffine):
     "`LearnedAffine` computed by the custom operator `affine_nb::affine`."
     def forward(self, x: torch.Tensor) -> torch.Tensor: return affine_op(x, self.gamma, self.beta)
@@ -104,6 +108,7 @@ def saved_bytes(f, *inputs) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): f(*inputs)
     return sum(sizes)
 
+# %% ../nbs/07_extending.ipynb #1b7b4167
 def benchmark_impls(x_shape=(128, 16, 14, 14), repeats: int = 5, steps: int = 10) -> list[dict]:
     "For each impl, on a per-channel `LearnedAffine`: median milliseconds of one forward+backward, and bytes saved for backward."
     layer, x = LearnedAffine((x_shape[1], 1, 1)), torch.randn(x_shape, requires_grad=True)

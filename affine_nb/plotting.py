@@ -18,6 +18,7 @@ def epoch_axes(fig, title: str, ylabel: str):
     ax.grid(alpha=0.3)
     return ax
 
+# %% ../nbs/03_plotting.ipynb #511b9909
 def lr_by_epoch(metrics: dict) -> tuple[list[float], list[float]]:
     "The learning rate of every step of a run, against the step's position in epochs (step i of n per epoch at (i+1)/n)."
     steps_per_epoch = len(metrics['lrs']) / max(len(metrics['history']), 1)
@@ -50,12 +51,14 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     return '\n'.join(lines + ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows])
 
+# %% ../nbs/03_plotting.ipynb #75050960
 def epoch_table(history: list[dict], seconds: bool = True) -> str:
     "One row per epoch; `seconds=False` leaves out the only column that varies between identical runs."
     columns = ['epoch', 'train_loss', 'train_acc', 'test_loss', 'test_acc'] + (['seconds'] if seconds else [])
     cell = lambda key, value: str(value) if key == 'epoch' else f"{value:.1f}" if key == 'seconds' else f"{value:.4f}"
     return markdown_table([c.replace('_', ' ') for c in columns], [[cell(c, h[c]) for c in columns] for h in history])
 
+# %% ../nbs/03_plotting.ipynb #3314e2fb
 def summary_table(metrics: dict) -> str:
     "The headline of a run, without timings: its epochs, final test accuracy and weights digest."
     return (epoch_table(metrics['history'], seconds=False) +

@@ -134,6 +134,7 @@ def read_metrics(path) -> dict:
         raise ValueError(f"{path} is not the metrics.json of a finished affine-train run of this version")
     return metrics
 
+# %% ../nbs/10_reproducibility.ipynb #c08e2402
 def compare_main(argv: list[str] | None = None) -> int:
     "The `affine-compare` command."
     parser = OneLineParser(prog='affine-compare', description="Compare a run with the committed reference run: "

@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['SCHEDULERS', 'PRECISIONS', 'MAX_SEED', 'setting', 'cpu_cores', 'device_problem', 'cpu_info', 'kernels_pinned',
-           'native_bf16', 'precision_problem', 'local_processes', 'TrainConfig', 'set_determinism', 'keep_freed_memory',
-           'no_decay_parameters', 'make_optimizer', 'make_scheduler', 'Callback', 'CancelFit', 'Learner', 'one_batch',
-           'fit_epochs', 'NonFiniteLoss', 'divergence_cause', 'autocast', 'Recorder', 'NonFiniteGuard', 'ProgressBar',
-           'ToDevice', 'MixedPrecision', 'train_epoch', 'predict', 'evaluate', 'weights_sha256', 'training_state',
-           'process_group', 'Evaluate', 'EveryEpoch', 'StopAfter', 'check_state', 'check_processes', 'recipe_callbacks',
-           'resume', 'fit']
+           'native_bf16', 'precision_problem', 'local_processes', 'TrainConfig', 'config_problems', 'set_determinism',
+           'keep_freed_memory', 'no_decay_parameters', 'make_optimizer', 'make_scheduler', 'Callback', 'CancelFit',
+           'Learner', 'one_batch', 'fit_epochs', 'NonFiniteLoss', 'divergence_cause', 'autocast', 'Recorder',
+           'NonFiniteGuard', 'ProgressBar', 'ToDevice', 'MixedPrecision', 'train_epoch', 'predict', 'evaluate',
+           'weights_sha256', 'training_state', 'process_group', 'Evaluate', 'EveryEpoch', 'StopAfter', 'check_state',
+           'check_processes', 'recipe_callbacks', 'resume', 'fit']
 
 # %% ../nbs/04_training.ipynb #52b64b08
 import contextlib, copy, ctypes, dataclasses, hashlib, math, os, platform, random, time
@@ -30,14 +30,17 @@ SCHEDULERS = ('step', 'onecycle')
 PRECISIONS = ('fp32', 'bf16')
 MAX_SEED = 2**32 - 1                      # numpy's generators take seeds up to here
 
+# %% ../nbs/04_training.ipynb #7ddbe242
 def setting(default, help: str):
     "A `TrainConfig` field with its default and the explanation the command line shows."
     return field(default=default, metadata={'help': help})
 
+# %% ../nbs/04_training.ipynb #9a3fb295
 def cpu_cores() -> int:
     "The CPU cores this process may run on."
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
+# %% ../nbs/04_training.ipynb #7f58d926
 def device_problem(device: str) -> str | None:
     "Why `device` cannot be used here, or None."
     if device == 'cpu': return None
@@ -48,6 +51,7 @@ def device_problem(device: str) -> str | None:
     if index and int(index) >= count: return f"{device} is not available: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
     return None
 
+# %% ../nbs/04_training.ipynb #44524d81
 def cpu_info() -> dict:
     "The CPU's vendor, family, model, name and instruction-set flags that matter for kernels (from /proc/cpuinfo on Linux)."
     info = dict(vendor=platform.machine(), family='', model='', name=platform.processor() or platform.machine(), flags=[])
@@ -59,14 +63,17 @@ def cpu_info() -> dict:
     return dict(vendor=fields.get('vendor_id', info['vendor']), family=fields.get('cpu family', ''), model=fields.get('model', ''),
                 name=fields.get('model name', info['name']), flags=flags)
 
+# %% ../nbs/04_training.ipynb #ba591cc0
 def kernels_pinned() -> bool:
     "Whether ATen's kernels were chosen by the environment (`ATEN_CPU_CAPABILITY`), as the reproducibility chapter's portable mode does."
     return bool(os.environ.get('ATEN_CPU_CAPABILITY'))
 
+# %% ../nbs/04_training.ipynb #3fa2626d
 def native_bf16() -> bool:
     "Whether this CPU multiplies bfloat16 natively (x86 AVX-512 BF16 or AMX, or what oneDNN detects)."
     return bool({'avx512_bf16', 'amx_bf16'} & set(cpu_info()['flags'])) or torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
+# %% ../nbs/04_training.ipynb #d7677a34
 def precision_problem(precision: str, device: str) -> str | None:
     "Why `precision` cannot be used on `device` here, or None."
     if precision not in PRECISIONS: return f"must be one of {', '.join(PRECISIONS)}, got {precision!r}"
@@ -74,6 +81,7 @@ def precision_problem(precision: str, device: str) -> str | None:
     return ("bf16 needs a CPU with native bfloat16 (AVX-512 BF16 or AMX); this one would emulate it, about 10x slower "
             "than fp32: use fp32, or the portable kernels to emulate it reproducibly")
 
+# %% ../nbs/04_training.ipynb #f41e0089
 def local_processes(nproc: int) -> int:
     "How many of the `nproc` processes run on this machine (torchrun says so for runs over several machines)."
     return int(os.environ.get('LOCAL_WORLD_SIZE', nproc))
@@ -97,30 +105,33 @@ class TrainConfig:
     precision: str = setting('fp32', "fp32, or bf16: autocast the products to bfloat16 (a CPU with native bf16, or a GPU)")
     nproc: int = setting(1, "processes that train together through torch.distributed; the batch is split among them")
 
-    def problems(self) -> list[tuple[str, str]]:
-        "What is wrong with these settings: (field, what is wrong with it) pairs, in field order."
-        cores = cpu_cores()
-        checks = [('epochs', self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
-                  ('batch_size', self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
-                  ('lr', self.lr > 0 and math.isfinite(self.lr), f"must be a positive number, got {self.lr}"),
-                  ('weight_decay', self.weight_decay >= 0 and math.isfinite(self.weight_decay), f"must be a number, 0 or more, got {self.weight_decay}"),
-                  ('seed', 0 <= self.seed <= MAX_SEED, f"must be between 0 and 2**32 - 1 = {MAX_SEED}, got {self.seed}"),
-                  ('scheduler', self.scheduler in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
-                  ('step_epochs', self.step_epochs >= 1, f"must be at least 1, got {self.step_epochs}"),
-                  ('lr_decay', 0 < self.lr_decay <= 1, f"must be in (0, 1], got {self.lr_decay}"),
-                  ('threads', 1 <= self.threads <= cores, f"must be between 1 and the {cores} CPU cores here (more threads than cores "
-                                                          f"slow training many times over), got {self.threads}"),
-                  ('device', device_problem(self.device) is None, device_problem(self.device)),
-                  ('precision', precision_problem(self.precision, self.device) is None, precision_problem(self.precision, self.device)),
-                  ('nproc', self.nproc == 1 or 1 < self.nproc and local_processes(self.nproc) * self.threads <= cores,
-                   f"must be at least 1, and processes × threads at most the {cores} CPU cores here, got "
-                   f"{local_processes(self.nproc)} × {self.threads}")]
-        return [(name, message) for name, ok, message in checks if not ok]
-
     def check(self) -> 'TrainConfig':
         "These settings, or a `ValueError` that lists what is wrong with them."
         if problems := self.problems(): raise ValueError('; '.join(f"{name} {message}" for name, message in problems))
         return self
+
+# %% ../nbs/04_training.ipynb #5eb1c0a1
+def config_problems(self: TrainConfig) -> list[tuple[str, str]]:
+    "What is wrong with these settings: (field, what is wrong with it) pairs, in field order."
+    cores = cpu_cores()
+    checks = [('epochs', self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
+              ('batch_size', self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
+              ('lr', self.lr > 0 and math.isfinite(self.lr), f"must be a positive number, got {self.lr}"),
+              ('weight_decay', self.weight_decay >= 0 and math.isfinite(self.weight_decay), f"must be a number, 0 or more, got {self.weight_decay}"),
+              ('seed', 0 <= self.seed <= MAX_SEED, f"must be between 0 and 2**32 - 1 = {MAX_SEED}, got {self.seed}"),
+              ('scheduler', self.scheduler in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
+              ('step_epochs', self.step_epochs >= 1, f"must be at least 1, got {self.step_epochs}"),
+              ('lr_decay', 0 < self.lr_decay <= 1, f"must be in (0, 1], got {self.lr_decay}"),
+              ('threads', 1 <= self.threads <= cores, f"must be between 1 and the {cores} CPU cores here (more threads than cores "
+                                                      f"slow training many times over), got {self.threads}"),
+              ('device', device_problem(self.device) is None, device_problem(self.device)),
+              ('precision', precision_problem(self.precision, self.device) is None, precision_problem(self.precision, self.device)),
+              ('nproc', self.nproc == 1 or 1 < self.nproc and local_processes(self.nproc) * self.threads <= cores,
+               f"must be at least 1, and processes × threads at most the {cores} CPU cores here, got "
+               f"{local_processes(self.nproc)} × {self.threads}")]
+    return [(name, message) for name, ok, message in checks if not ok]
+
+TrainConfig.problems = config_problems
 
 # %% ../nbs/04_training.ipynb #19089a57
 def set_determinism(cfg: TrainConfig) -> None:
@@ -147,6 +158,7 @@ def no_decay_parameters(model: nn.Module) -> list[nn.Parameter]:
     exempt |= {id(p) for name, p in model.named_parameters() if name.endswith('.bias')}
     return [p for p in model.parameters() if id(p) in exempt]
 
+# %% ../nbs/04_training.ipynb #cb5943aa
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     "AdamW (its fused kernel) over every parameter of `model`; with `cfg.no_decay_affine`, γ, β and biases in a group without weight decay."
     if not cfg.no_decay_affine: return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -155,6 +167,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
               dict(params=[p for p in model.parameters() if id(p) in exempt], weight_decay=0.0)]
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
+# %% ../nbs/04_training.ipynb #44f7cde8
 def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     "The learning-rate schedule, stepped after every optimizer step (so OneCycleLR and StepLR are driven alike)."
     if cfg.scheduler == 'onecycle':
@@ -169,6 +182,7 @@ class Callback:
 class CancelFit(Exception):
     "Raised by a callback to end the run after this epoch, as planned."
 
+# %% ../nbs/04_training.ipynb #94a1b157
 class Learner:
     "The training loop: `model`, `batches`, `loss_fn`, `optimizer` and `scheduler`, with `callbacks` called at its events."
     def __init__(self, model, batches, loss_fn, optimizer, scheduler, callbacks=()):
@@ -191,6 +205,7 @@ def one_batch(self: Learner):
     self.optimizer.step()
     self.scheduler.step()
 
+# %% ../nbs/04_training.ipynb #b54e8ff2
 def fit_epochs(self: Learner, epochs: int, start: int = 0) -> 'Learner':
     "Train from epoch `start` to `epochs`, calling the callbacks at each event."
     self.epochs = epochs
@@ -214,6 +229,7 @@ Learner.one_batch, Learner.fit = one_batch, fit_epochs
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training cannot go on."
 
+# %% ../nbs/04_training.ipynb #fb5d39ad
 def divergence_cause(lr: float, weight_decay: float) -> str:
     "The likely cause of a diverging run, among the learning rate and the weight decay."
     shrink = 1 - lr * weight_decay
@@ -222,6 +238,7 @@ def divergence_cause(lr: float, weight_decay: float) -> str:
                 f"at every step; use a lower weight decay")
     return f"the learning rate {lr:.3g} is likely too high; try a lower one"
 
+# %% ../nbs/04_training.ipynb #fdd4ef2d
 def autocast(device, precision: str):
     "The context that computes products in `precision`: bf16 autocasts them, fp32 changes nothing."
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == 'bf16')
@@ -238,6 +255,7 @@ class Recorder(Callback):
         learn.totals[1] += (learn.preds.argmax(1) == learn.yb).sum().item()
         learn.totals[2] += n
 
+# %% ../nbs/04_training.ipynb #4abdc41b
 class NonFiniteGuard(Callback):
     "Stop at the first NaN or infinite loss, naming the step and the likely cause: one NaN would spread to every weight."
     order = 1
@@ -257,12 +275,14 @@ class ProgressBar(Callback):
         if learn.step % 20 == 0: self.bar.set_postfix(loss=f"{loss / seen:.4f}", images_per_s=f"{seen / (time.perf_counter() - self.start):,.0f}")
     def after_epoch(self, learn): self.bar.close()
 
+# %% ../nbs/04_training.ipynb #2af56ecc
 class ToDevice(Callback):
     "Move every batch to `device` (a GPU) before the forward pass."
     order = -1
     def __init__(self, device): self.device = device
     def before_batch(self, learn): learn.xb, learn.yb = learn.xb.to(self.device), learn.yb.to(self.device)
 
+# %% ../nbs/04_training.ipynb #7618b38f
 class MixedPrecision(Callback):
     "bf16: the forward pass and the loss under `torch.autocast`, which rounds the products' inputs to bfloat16."
     def __init__(self, device='cpu'): self.device = device
@@ -285,6 +305,7 @@ def predict(model, split: Split, batch_size: int = 2000, device='cpu', precision
     with autocast(device, precision):
         return torch.cat([model(images.to(device)).float().cpu() for images, _ in Batches(split, batch_size)])
 
+# %% ../nbs/04_training.ipynb #da3a4b66
 def evaluate(model, split: Split, device='cpu', precision='fp32') -> tuple[float, float]:
     "(mean cross-entropy, accuracy) of `model` on `split`."
     logits = predict(model, split, device=device, precision=precision)
@@ -297,12 +318,14 @@ def weights_sha256(model: nn.Module) -> str:
     for tensor in model.state_dict().values(): digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
+# %% ../nbs/04_training.ipynb #5a03f545
 def training_state(model, optimizer, scheduler, batches, cfg, epoch, history, lrs) -> dict:
     "Everything the next epoch depends on, as tensors, numbers, strings, lists and dicts: a copy, which training goes on without changing."
     return copy.deepcopy(dict(epoch=epoch, config=dataclasses.asdict(cfg), model=model.state_dict(), optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), batch_order=batches.generator.get_state(), torch_rng=torch.get_rng_state(),
                 history=history, lrs=lrs))
 
+# %% ../nbs/04_training.ipynb #00fefb4b
 def process_group() -> tuple[int, int]:
     "(rank, world size) of this process: (0, 1) unless it trains together with others through torch.distributed."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
@@ -320,6 +343,7 @@ class Evaluate(Callback):
         learn.history.append(dict(epoch=learn.epoch + 1, train_loss=loss / seen, train_acc=correct / seen, test_loss=test_loss,
                                   test_acc=test_acc, seconds=time.perf_counter() - self.start))
 
+# %% ../nbs/04_training.ipynb #8c16ff01
 class EveryEpoch(Callback):
     "Hand the run's state (`training_state`) to `receive` after every epoch: a list to keep it, the command line's checkpoint to save it."
     order = 20
@@ -327,6 +351,7 @@ class EveryEpoch(Callback):
     def after_epoch(self, learn):
         self.receive(training_state(learn.model, learn.optimizer, learn.scheduler, learn.batches, learn.cfg, learn.epoch + 1, learn.history, learn.lrs))
 
+# %% ../nbs/04_training.ipynb #49b66598
 class StopAfter(Callback):
     "End the run cleanly after epoch `epochs`."
     order = 30
@@ -340,6 +365,7 @@ def check_state(state: dict | None, cfg: TrainConfig) -> None:
     if state is not None and state['config'] != dataclasses.asdict(cfg): raise ValueError(f"the state was saved with other settings: {state['config']}")
     if state is not None and state['epoch'] > cfg.epochs: raise ValueError(f"the state is past the end of the run ({state['epoch']} of {cfg.epochs} epochs)")
 
+# %% ../nbs/04_training.ipynb #d11e1bd2
 def check_processes(cfg: TrainConfig, world: int, callbacks) -> None:
     "Refuse to train as one of a number of processes other than `cfg.nproc`, or as one of several without a callback that shares the work."
     if world != cfg.nproc: raise ValueError(f"the settings ask for nproc={cfg.nproc} processes but {world} run: start them with "
@@ -355,6 +381,7 @@ def recipe_callbacks(cfg: TrainConfig, test: Split, device, quiet: bool, stop_af
             + ([MixedPrecision(device)] if cfg.precision == 'bf16' else []) + ([EveryEpoch(on_epoch)] if on_epoch else [])
             + ([StopAfter(stop_after)] if stop_after is not None else []))
 
+# %% ../nbs/04_training.ipynb #1047fef5
 def resume(learn: Learner, state: dict) -> int:
     "Put `learn` where the run of `state` stopped; the epoch to go on from."
     learn.model.load_state_dict(state['model']); learn.optimizer.load_state_dict(state['optimizer'])

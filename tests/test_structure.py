@@ -4,7 +4,7 @@ or inside a function alike, and no two modules import each other, directly or ar
 Each chapter's number and module come from the notebooks themselves (`nbs/NN_name.ipynb` and its `#| default_exp`),
 and each module's imports from its source, parsed, never run.
 """
-import ast, json, re
+import ast, json, re, statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +119,52 @@ def test_the_output_check_sees_what_it_looks_for(tmp_path):
     nb.write_text(json.dumps(dict(cells=[dict(cell_type='code', source='', outputs=outputs)])))
     found = committed_output_problems(nb)
     assert [p.split(':')[1].strip() for p in found] == ['stderr', 'a raw dict', 'printed twice', 'an error, ValueError'], found
+
+
+# Limits that keep the chapters readable, checked on the committed notebooks and modules. Teaching chapters are those
+# before the appendix of the machinery (numbered 10 and up).
+APPENDIX = 10
+LIMITS = {'share of code cells with output': round(1 / 3, 3), 'longest code cell': 30, 'median code cell': 6,
+          'longest markdown cell (words)': 150, 'module lines': 220}
+# Where a chapter or module is still over a limit: its measured value, which may not grow. A value that falls to the
+# limit, or below the number here, fails the test until the number is lowered or the entry removed, so the list can
+# only shrink.
+STILL_OVER = {
+}
+
+
+def measures() -> dict[tuple[str, str], float]:
+    "(chapter or module, what) -> the measured value, for every limit that applies to it."
+    found = {}
+    for nb in sorted((ROOT / 'nbs').glob('[0-9][0-9]_*.ipynb')):
+        cells = json.loads(nb.read_text())['cells']
+        code = [c for c in cells if c['cell_type'] == 'code' and ''.join(c['source']).strip()]
+        lines = sorted(len(''.join(c['source']).splitlines()) for c in code)
+        found[nb.stem, 'share of code cells with output'] = round(sum(bool(c.get('outputs')) for c in code) / len(code), 3)
+        found[nb.stem, 'longest code cell'] = lines[-1]
+        if int(nb.stem[:2]) < APPENDIX: found[nb.stem, 'median code cell'] = statistics.median(lines)
+        found[nb.stem, 'longest markdown cell (words)'] = max(len(''.join(c['source']).split()) for c in cells if c['cell_type'] == 'markdown')
+    for module in sorted((ROOT / PACKAGE).glob('*.py')):
+        if module.stem not in ('__init__', '_modidx'): found[module.name, 'module lines'] = len(module.read_text().splitlines())
+    return found
+
+
+def over(what: str, value: float, limit: float) -> bool:
+    return value < limit if what == 'share of code cells with output' else value > limit
+
+
+def test_chapters_and_modules_within_their_limits():
+    found, problems = measures(), []
+    for (name, what), value in found.items():
+        allowed = STILL_OVER.get((name, what), LIMITS[what])
+        if over(what, value, allowed): problems.append(f"{name}: {what} {value}, the limit is {allowed}")
+        elif (name, what) in STILL_OVER and value != allowed:
+            problems.append(f"{name}: {what} is now {value}: set STILL_OVER to it, or remove the entry if it is within {LIMITS[what]}")
+    problems += [f"STILL_OVER names {key}, which is not measured" for key in STILL_OVER if key not in found]
+    assert not problems, '\n'.join(problems)
+
+
+def test_the_limits_can_fail():
+    assert over('share of code cells with output', 0.2, 0.333) and not over('share of code cells with output', 0.5, 0.333)
+    assert over('longest code cell', 31, 30) and not over('longest code cell', 30, 30)
+    assert set(LIMITS) == {what for _, what in measures()}
