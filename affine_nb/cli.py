@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from .data import load_split
-from .distributed import TIMEOUT_S, DistributedTraining, RankFailed, join_group, launch, launched
+from .distributed import TIMEOUT_S, RankFailed, join_group, launch, launched, shared_work
 from .model import make_model
 from .plotting import curve_figures
 from .repro import OneLineParser, RecordEnvironment, portable_active, portable_requested, restart_portable
@@ -186,7 +186,7 @@ def write_ending(folder: Path, model, metrics: dict) -> None:
 
 def run_callbacks(cfg: TrainConfig) -> list:
     "What a run of the command line adds to the recipe: the record of its machine and kernels, and with several processes, the shared work."
-    return [RecordEnvironment()] + ([DistributedTraining()] if cfg.nproc > 1 else [])
+    return [RecordEnvironment()] + shared_work(cfg)
 
 def train_run(cfg: TrainConfig, out, train=None, test=None, resume=None, stop_after: int | None = None, quiet: bool = True, model=None):
     "`fit` with its files in the folder `out`, continuing from the checkpoint `resume` if given; returns `(model, metrics)`."

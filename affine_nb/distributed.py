@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['TIMEOUT_S', 'free_port', 'rank_env', 'launched', 'join_group', 'RankFailed', 'last_line', 'first_failure', 'stop_all',
-           'blame', 'wait_for', 'launch', 'affine_gradients', 'summed_over_ranks', 'DistributedTraining', 'fit_on_rank',
-           'fail_on_rank']
+           'blame', 'wait_for', 'launch', 'affine_gradients', 'summed_over_ranks', 'DistributedTraining', 'shared_work',
+           'fit_on_rank', 'fail_on_rank']
 
 # %% ../nbs/09_distributed.ipynb #6cf47342
 import copy, datetime, json, multiprocessing.connection, os, re, signal, socket, tempfile, time
@@ -158,12 +158,16 @@ class DistributedTraining(Callback):
         learn.loss = learn.loss * (len(learn.yb) * batches.world / batches.global_rows(learn.step))   # the global batch's mean
     def after_epoch(self, learn): learn.totals = summed_over_ranks(*learn.totals)
 
+def shared_work(cfg) -> list[Callback]:
+    "What a run of `cfg` needs to train as several processes: `DistributedTraining` when `cfg.nproc` > 1, else nothing."
+    return [DistributedTraining()] if cfg.nproc > 1 else []
+
 # %% ../nbs/09_distributed.ipynb #cb9ca3d8
 def fit_on_rank(cfg, train=None, test=None, state=None, stop_after=None) -> dict:
     "`fit` as one of the processes of `launch`: its metrics and the state after its last epoch."
     states = []
     _, metrics = fit(cfg, train, test, state, stop_after, on_epoch=states.append,
-                     callbacks=[DistributedTraining()] if cfg.nproc > 1 else [])
+                     callbacks=shared_work(cfg))
     return dict(metrics=metrics, state=states[-1])
 
 # %% ../nbs/09_distributed.ipynb #0899bdf8

@@ -189,6 +189,7 @@ class Learner:
         self.model, self.batches, self.loss_fn, self.optimizer, self.scheduler = model, batches, loss_fn, optimizer, scheduler
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.net, self.context = model, contextlib.nullcontext     # what a callback may wrap: the model, the forward
+        self.history, self.lrs, self.records = [], [], {}          # what callbacks record: epochs, rates, anything else
 
     def callback(self, event: str):
         for cb in self.callbacks: getattr(cb, event, lambda learn: None)(self)
@@ -293,7 +294,6 @@ def train_epoch(model, batches, optimizer, scheduler, precision: str = 'fp32') -
     "One pass over `batches`: (mean training loss, accuracy, the learning rate of every step)."
     callbacks = [Recorder(), NonFiniteGuard()] + ([MixedPrecision()] if precision == 'bf16' else [])
     learn = Learner(model, batches, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks)
-    learn.lrs = []
     loss, correct, seen = learn.fit(1).totals
     return loss / seen, correct / seen, learn.lrs
 
@@ -406,7 +406,7 @@ def fit(cfg: TrainConfig, train: Split | None = None, test: Split | None = None,
     optimizer = make_optimizer(model, cfg)
     callbacks = recipe_callbacks(cfg, test, device, quiet or rank > 0, stop_after, on_epoch) + list(callbacks)
     learn = Learner(model, batches, nn.CrossEntropyLoss(), optimizer, make_scheduler(optimizer, cfg, len(batches)), callbacks)
-    learn.cfg, learn.history, learn.lrs, learn.records = cfg, [], [], {}
+    learn.cfg = cfg
     done = resume(learn, state) if state is not None else 0
     learn.fit(cfg.epochs, start=done)
     return model, dict(config=dataclasses.asdict(cfg), finished=len(learn.history) == cfg.epochs, epochs_done=len(learn.history),
