@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 import affine_nb.cli as cli
-from affine_nb.cli import RunFolderError, claimed_folder, load_checkpoint, main, save_atomic, write_atomic
+from affine_nb.runs import RunFolderError, claimed_folder, load_checkpoint, save_atomic, write_atomic
+from affine_nb.cli import main
 from affine_nb.data import FILES, check_files
-from affine_nb.training import TrainConfig, fit
+from affine_nb.recipe import TrainConfig
+from affine_nb.training import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_train import small_split

@@ -8,7 +8,8 @@ import torch
 
 from affine_nb.data import load_split
 from affine_nb.distributed import fit_on_rank, launch
-from affine_nb.training import TrainConfig, fit
+from affine_nb.recipe import TrainConfig
+from affine_nb.training import fit
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 needs_gpu = pytest.mark.skipif(GPUS < 1, reason="no CUDA GPU here")

@@ -12,9 +12,7 @@ PACKAGE = 'affine_nb'
 
 # Imports of a later chapter that are still to be removed, each with the one it should become. An entry that no longer
 # matches an import fails the test too, so the list can only shrink.
-STILL_BACKWARD = {
-    ('experiments', 'cli'): "the experiments writing their runs without the command line's run folders",
-}
+STILL_BACKWARD: dict[tuple[str, str], str] = {}
 
 
 def chapters() -> dict[str, tuple[int, str]]:
@@ -123,38 +121,13 @@ def test_the_output_check_sees_what_it_looks_for(tmp_path):
 
 # Limits that keep the chapters readable, checked on the committed notebooks and modules. Teaching chapters are those
 # before the appendix of the machinery (numbered 10 and up).
-APPENDIX = 10
+APPENDIX = 12
 LIMITS = {'share of code cells with output': round(1 / 3, 3), 'longest code cell': 30, 'median code cell': 6,
           'longest markdown cell (words)': 150, 'module lines': 220}
 # Where a chapter or module is still over a limit: its measured value, which may not grow. A value that falls to the
 # limit, or below the number here, fails the test until the number is lowered or the entry removed, so the list can
 # only shrink.
-STILL_OVER = {
-    ('00_layer', 'share of code cells with output'): 0.259,
-    ('01_model', 'share of code cells with output'): 0.273,
-    ('02_data', 'share of code cells with output'): 0.243,
-    ('02_data', 'median code cell'): 7,
-    ('03_plotting', 'share of code cells with output'): 0.25,
-    ('04_training', 'share of code cells with output'): 0.203,
-    ('04_training', 'median code cell'): 7,
-    ('05_analysis', 'median code cell'): 7,
-    ('06_experiments', 'share of code cells with output'): 0.28,
-    ('06_experiments', 'median code cell'): 8,
-    ('07_extending', 'median code cell'): 7.0,
-    ('08_diagnostics', 'share of code cells with output'): 0.222,
-    ('08_diagnostics', 'median code cell'): 8.5,
-    ('09_distributed', 'share of code cells with output'): 0.214,
-    ('09_distributed', 'median code cell'): 8.0,
-    ('11_cli', 'share of code cells with output'): 0.233,
-    ('11_cli', 'longest code cell'): 38,
-    ('12_report', 'share of code cells with output'): 0.267,
-    ('12_report', 'longest code cell'): 36,
-    ('13_publish', 'share of code cells with output'): 0.182,
-    ('analysis.py', 'module lines'): 228,
-    ('cli.py', 'module lines'): 367,
-    ('diagnostics.py', 'module lines'): 248,
-    ('training.py', 'module lines'): 415,
-}
+STILL_OVER = {}
 
 
 def measures() -> dict[tuple[str, str], float]:

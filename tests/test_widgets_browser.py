@@ -1,6 +1,6 @@
 """The analysis chapter's widgets, used as a person uses them: in JupyterLab, in a real browser.
 
-Starts JupyterLab on 127.0.0.1 over this checkout, opens `nbs/05_analysis.ipynb` in headless Chromium, runs all
+Starts JupyterLab on 127.0.0.1 over this checkout, opens `nbs/07_analysis.ipynb` in headless Chromium, runs all
 cells, and waits for the two `interactive` widgets (found by their slider labels, not by cell position). Then, for
 each of the four sliders, it presses the arrow key on the slider's handle and checks that the slider's value and the
 figure below the sliders both change. No cell may end in an error, and the page may never say "Error displaying
@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = 'nbs/05_analysis.ipynb'
+NOTEBOOK = 'nbs/07_analysis.ipynb'
 CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
 SLIDERS = ['gamma', 'beta', 'gamma_scale', 'beta_shift']     # image_widget, then probe_widget
 BAD_TEXT = ['Error displaying widget', 'Model not found']
