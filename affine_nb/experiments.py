@@ -36,9 +36,10 @@ def run_name(config: str, epochs: int, seed: int) -> str: return f"{config}-{epo
 def keep_metrics(cfg: TrainConfig, folder: Path, train: Split | None = None, test: Split | None = None, callbacks=()) -> dict:
     "Train `cfg` (with `callbacks`) and keep the run's `metrics.json` in `folder`; the metrics as read back."
     _, metrics = fit(cfg, train, test, callbacks=callbacks)
+    text = json.dumps(metrics)
     Path(folder).mkdir(parents=True, exist_ok=True)
-    (Path(folder) / 'metrics.json').write_text(json.dumps(metrics))
-    return json.loads((Path(folder) / 'metrics.json').read_text())
+    (Path(folder) / 'metrics.json').write_text(text)
+    return json.loads(text)
 
 def run_or_load(cfg: TrainConfig, folder: Path, train: Split | None = None, test: Split | None = None, retrain: bool = False, run=keep_metrics) -> dict:
     "The metrics of `cfg`: read from `folder/metrics.json` if a finished run with these settings and this much data is there (and not `retrain`), else `run` now."

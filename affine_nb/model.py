@@ -12,7 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .layer import LearnedAffine
+from .layer import LearnedAffine, affine_layers
 
 # %% ../nbs/01_model.ipynb #783ad66a
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530   # of FashionMNIST's training pixels in [0, 1]; the data chapter measures them
@@ -60,4 +60,4 @@ def parameter_summary(model: nn.Module) -> list[tuple[str, str, int, float]]:
 # %% ../nbs/01_model.ipynb #bc535e8d
 def affine_parameter_count(model: nn.Module) -> int:
     "How many γ and β numbers the `LearnedAffine` layers of `model` hold."
-    return sum(count_parameters(m) for m in model.modules() if isinstance(m, LearnedAffine))
+    return sum(count_parameters(layer) for layer in affine_layers(model).values())
