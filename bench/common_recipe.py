@@ -13,7 +13,7 @@ from torchvision.transforms import ToTensor
 
 from affine_nb.data import check_files
 from affine_nb.model import make_model
-from affine_nb.training import TrainConfig, set_determinism
+from affine_nb.recipe import TrainConfig, set_determinism
 
 
 def common_loader(root, train: bool, batch_size: int) -> DataLoader:
