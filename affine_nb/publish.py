@@ -28,7 +28,7 @@ from .ladder import climb, plot_speedrun, refuse, speedrun_markdown, test_runs
 from .cli import command_line
 from .plotting import summary_table
 from .report import experiments_markdown, metrics_markdown, readme, repro_markdown
-from .repro import KERNEL_VARIANTS, PINS, OneLineParser, portable_active, read_metrics, restart_portable, train_variant, variant_folder
+from .repro import KERNEL_VARIANTS, OneLineParser, portable_active, read_metrics, restart_portable, train_variant, variant_folder
 from .layer import affine_layers
 from .model import make_model
 from .recipe import TrainConfig, set_determinism
@@ -100,12 +100,10 @@ def measure_kernels(root: Path) -> None:
 def timed_run(cfg: TrainConfig, path: Path) -> dict:
     "`cfg` trained by a fresh `affine-train` process with this CPU's fastest kernels; its metrics (without the learning rates) "
     "and the seconds of the whole process, kept at `path`."
-    env = {k: v for k, v in os.environ.items() if k not in PINS}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([Path(sys.executable).parent / 'affine-train', *command_line(cfg), '--quiet', '--out', f"{tmp}/run"], env=env, check=True)
+        metrics = train_variant('native', Path(tmp) / 'run', command_line(cfg))        # no pins: this CPU's own kernels
         seconds = time.perf_counter() - start
-        metrics = json.loads((Path(tmp) / 'run' / 'metrics.json').read_text())
     metrics = {k: v for k, v in metrics.items() if k != 'lrs'} | dict(process_seconds=seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(json.dumps(metrics).encode(), path)
@@ -116,7 +114,7 @@ def train_speedrun(root: Path, parts=('ladder', 'test', 'reference')) -> None:
     "The speedrun's ladder and test-set runs, timed one process at a time, its reference runs in portable mode, and its figure."
     folder = root / 'results' / 'speedrun'
     with tempfile.TemporaryDirectory() as tmp: timed_run(PRESETS['speedrun-4s'], Path(tmp) / 'warm-up.json')   # the first process runs cold
-    if 'ladder' in parts: climb(folder / 'ladder', run=timed_run, retrain=True)
+    rows = climb(folder / 'ladder', run=timed_run if 'ladder' in parts else refuse, retrain='ladder' in parts)
     best = best_of(load_runs(root / 'results' / 'experiments', 3))
     finals = {'speedrun-4s': PRESETS['speedrun-4s'], 'speedrun': PRESETS['speedrun'], 'default': TrainConfig(),
               '10 epochs': TrainConfig(epochs=10, **CONFIGS[best])}
@@ -125,7 +123,7 @@ def train_speedrun(root: Path, parts=('ladder', 'test', 'reference')) -> None:
     train, test = load_split(True), load_split(False)
     for seed in SEEDS if 'reference' in parts else ():
         train_run(dataclasses.replace(PRESETS['speedrun'], seed=seed), fresh_folder(folder / f"seed{seed}"), train, test)
-    save_figures({'speedrun.png': plot_speedrun(climb(folder / 'ladder', run=refuse), test_runs(folder / 'test'))}, root / 'figures')
+    save_figures({'speedrun.png': plot_speedrun(rows, test_runs(folder / 'test'))}, root / 'figures')
 
 # %% ../nbs/18_publish.ipynb #71a35fab
 PUBLISHING = 'AFFINE_NB_PUBLISHING'

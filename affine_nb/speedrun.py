@@ -7,8 +7,7 @@ __all__ = ['HOLDOUT', 'RECIPES', 'PRESETS', 'AffineNorm', 'conv_block', 'conv_ne
            'FlipAverage', 'SpeedrunConfig', 'speedrun_problems', 'validation_split', 'speedrun_model',
            'speedrun_callbacks', 'fit_speedrun', 'recipe_of', 'settings_of', 'fit_of', 'model_of']
 
-# %% ../nbs/12_speedrun.ipynb #e28c953a
-import dataclasses
+# %% ../nbs/12_speedrun.ipynb #1da068d7
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +20,7 @@ from .recipe import TrainConfig, config_problems, set_determinism, setting
 from .learner import Callback
 from .training import fit
 
-# %% ../nbs/12_speedrun.ipynb #665608c1
+# %% ../nbs/12_speedrun.ipynb #d8edd9e6
 class AffineNorm(nn.Module):
     "BatchNorm2d without γ and β, then a per-channel `LearnedAffine`; `fused`: BatchNorm's kernel applies the layer's γ and β itself."
     def __init__(self, channels: int, fused: bool = False):
@@ -36,7 +35,7 @@ class AffineNorm(nn.Module):
 
     def extra_repr(self) -> str: return f"fused={self.fused}"
 
-# %% ../nbs/12_speedrun.ipynb #f7c0a9d1
+# %% ../nbs/12_speedrun.ipynb #48b04658
 def conv_block(c_in: int, c_out: int, stride: int = 1, fused: bool = False) -> nn.Sequential:
     "A 3×3 convolution, BatchNorm with a per-channel `LearnedAffine` as its γ and β (`AffineNorm`), and a ReLU."
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), AffineNorm(c_out, fused), nn.ReLU())
@@ -46,7 +45,7 @@ def conv_net(widths=(16, 32, 64, 64, 64), fused: bool = False, n_classes: int = 
     blocks = [conv_block(c_in, c_out, 1 if i == 0 else 2, fused) for i, (c_in, c_out) in enumerate(zip((1, *widths), widths))]
     return nn.Sequential(Standardize(), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_classes))
 
-# %% ../nbs/12_speedrun.ipynb #906ce009
+# %% ../nbs/12_speedrun.ipynb #dd6f1182
 class LabelSmoothing(Callback):
     "Train against 1 - ε + ε/10 for the right class and ε/10 for each other one, instead of 1 and 0."
     def __init__(self, eps: float): self.eps = eps
@@ -59,7 +58,7 @@ class RandomFlips(Callback):
         flip = torch.rand(len(learn.xb)) < self.p
         learn.xb = torch.where(flip[:, None, None, None], learn.xb.flip(-1), learn.xb)
 
-# %% ../nbs/12_speedrun.ipynb #e956dde8
+# %% ../nbs/12_speedrun.ipynb #c827a4df
 class FlipAverage(nn.Module):
     "`net` while training; in eval mode, the mean of its logits for each image and for its mirror image."
     def __init__(self, net: nn.Module):
@@ -69,7 +68,7 @@ class FlipAverage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x) if self.training else (self.net(x) + self.net(x.flip(-1))) / 2
 
-# %% ../nbs/12_speedrun.ipynb #ad95ad7e
+# %% ../nbs/12_speedrun.ipynb #720e3531
 HOLDOUT = 10_000              # the last 10 000 training images: the validation split
 
 @dataclass
@@ -87,7 +86,7 @@ class SpeedrunConfig(TrainConfig):
     norm: str = setting('fused', "separate: BatchNorm, then the LearnedAffine; fused: BatchNorm's kernel applies the LearnedAffine's γ and β")
     holdout: int = setting(0, "train without the last N training images and evaluate on them instead of the test set")
 
-# %% ../nbs/12_speedrun.ipynb #efa2e2ab
+# %% ../nbs/12_speedrun.ipynb #a6e291dd
 def speedrun_problems(self: SpeedrunConfig) -> list[tuple[str, str]]:
     "What is wrong with these settings: the recipe's checks, then the speedrun's."
     widths = self.widths.split(',') if self.widths else []
@@ -105,7 +104,7 @@ def speedrun_problems(self: SpeedrunConfig) -> list[tuple[str, str]]:
 
 SpeedrunConfig.problems = speedrun_problems
 
-# %% ../nbs/12_speedrun.ipynb #4ce3b2df
+# %% ../nbs/12_speedrun.ipynb #64bc6b25
 def validation_split(train: Split, n: int) -> tuple[Split, Split]:
     "The training images without the last `n`, and those `n`."
     return Split(train.images[:-n], train.labels[:-n]), Split(train.images[-n:], train.labels[-n:])
@@ -119,7 +118,7 @@ def speedrun_model(cfg: SpeedrunConfig) -> nn.Module:
 def speedrun_callbacks(cfg: SpeedrunConfig) -> list[Callback]:
     return ([LabelSmoothing(cfg.label_smoothing)] if cfg.label_smoothing else []) + ([RandomFlips(cfg.flip)] if cfg.flip else [])
 
-# %% ../nbs/12_speedrun.ipynb #4078b0d2
+# %% ../nbs/12_speedrun.ipynb #7e308f52
 def fit_speedrun(cfg: SpeedrunConfig, train: Split | None = None, test: Split | None = None, state: dict | None = None,
                  stop_after: int | None = None, quiet: bool = True, model: nn.Module | None = None, on_epoch=None, callbacks=()):
     "`fit` with the speedrun's network and callbacks, on the validation split if `cfg.holdout`; returns `(model, metrics)`."
@@ -130,7 +129,7 @@ def fit_speedrun(cfg: SpeedrunConfig, train: Split | None = None, test: Split | 
     model = speedrun_model(cfg) if model is None else model
     return fit(cfg, train, test, state, stop_after, quiet, model, on_epoch, speedrun_callbacks(cfg) + list(callbacks))
 
-# %% ../nbs/12_speedrun.ipynb #e339db7f
+# %% ../nbs/12_speedrun.ipynb #7e613d39
 RECIPES = {'default': (TrainConfig, fit, lambda cfg: make_model(batchnorm=cfg.batchnorm)),
            'speedrun': (SpeedrunConfig, fit_speedrun, speedrun_model)}
 PRESETS = {'default': TrainConfig(), 'speedrun': SpeedrunConfig(),
@@ -139,7 +138,7 @@ PRESETS = {'default': TrainConfig(), 'speedrun': SpeedrunConfig(),
 
 def recipe_of(config) -> str:
     "The name of the recipe of a `TrainConfig` or of its stored dict."
-    return (config if isinstance(config, dict) else dataclasses.asdict(config)).get('recipe', 'default')
+    return config.get('recipe', 'default') if isinstance(config, dict) else getattr(config, 'recipe', 'default')
 
 def settings_of(config: dict) -> TrainConfig: return RECIPES[recipe_of(config)][0](**config)
 def fit_of(cfg: TrainConfig): return RECIPES[recipe_of(cfg)][1]
