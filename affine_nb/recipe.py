@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['SCHEDULERS', 'PRECISIONS', 'MAX_SEED', 'setting', 'cpu_cores', 'device_problem', 'cpu_info', 'kernels_pinned',
-           'native_bf16', 'precision_problem', 'local_processes', 'TrainConfig', 'config_problems', 'set_determinism',
-           'keep_freed_memory', 'no_decay_parameters', 'make_optimizer', 'make_scheduler']
+           'native_bf16', 'precision_problem', 'local_processes', 'TrainConfig', 'config_problems', 'cores_problems',
+           'set_determinism', 'keep_freed_memory', 'no_decay_parameters', 'make_optimizer', 'make_scheduler']
 
 # %% ../nbs/04_recipe.ipynb #52b64b08
 import ctypes, math, os, platform, random
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .layer import LearnedAffine
-
+from .data import SPLITS
 
 # %% ../nbs/04_recipe.ipynb #afbd0338
 SCHEDULERS = ('step', 'onecycle')
@@ -103,28 +103,41 @@ class TrainConfig:
         if problems := self.problems(): raise ValueError('; '.join(f"{name} {message}" for name, message in problems))
         return self
 
+    def training_images(self) -> int: return SPLITS[True][1]     # the recipe trains on the whole training split
+    def has_batchnorm(self) -> bool: return self.batchnorm
+
 # %% ../nbs/04_recipe.ipynb #5eb1c0a1
 def config_problems(self: TrainConfig) -> list[tuple[str, str]]:
     "What is wrong with these settings: (field, what is wrong with it) pairs, in field order."
-    cores = cpu_cores()
+    n, bs, nproc = self.training_images(), self.batch_size, max(1, self.nproc)
+    last = min(bs, n % bs or bs) if bs >= 1 else bs          # the smallest batch: the last one, unless it is full
     checks = [('epochs', self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
-              ('batch_size', self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
+              ('batch_size', bs >= 1, f"must be at least 1, got {bs}"),
+              ('batch_size', bs < 1 or last >= nproc, f"{bs} leaves a batch of {last} of the {n} training images, fewer than "
+                                                      f"the {nproc} processes that share every batch: choose another batch size or fewer processes"),
+              ('batch_size', last < nproc or not self.has_batchnorm() or last // nproc >= 2, f"{bs} leaves a batch of {last} of the "
+               f"{n} training images, {last // nproc} per process, and BatchNorm needs 2 or more: choose another batch size"),
               ('lr', self.lr > 0 and math.isfinite(self.lr), f"must be a positive number, got {self.lr}"),
               ('weight_decay', self.weight_decay >= 0 and math.isfinite(self.weight_decay), f"must be a number, 0 or more, got {self.weight_decay}"),
               ('seed', 0 <= self.seed <= MAX_SEED, f"must be between 0 and 2**32 - 1 = {MAX_SEED}, got {self.seed}"),
               ('scheduler', self.scheduler in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"),
               ('step_epochs', self.step_epochs >= 1, f"must be at least 1, got {self.step_epochs}"),
               ('lr_decay', 0 < self.lr_decay <= 1, f"must be in (0, 1], got {self.lr_decay}"),
-              ('threads', 1 <= self.threads <= cores, f"must be between 1 and the {cores} CPU cores here (more threads than cores "
-                                                      f"slow training many times over), got {self.threads}"),
+              ('threads', self.threads >= 1, f"must be at least 1, got {self.threads}"),
               ('device', device_problem(self.device) is None, device_problem(self.device)),
               ('precision', precision_problem(self.precision, self.device) is None, precision_problem(self.precision, self.device)),
-              ('nproc', self.nproc == 1 or 1 < self.nproc and local_processes(self.nproc) * self.threads <= cores,
-               f"must be at least 1, and processes × threads at most the {cores} CPU cores here, got "
-               f"{local_processes(self.nproc)} × {self.threads}")]
+              ('nproc', self.nproc >= 1, f"must be at least 1, got {self.nproc}")]
     return [(name, message) for name, ok, message in checks if not ok]
 
 TrainConfig.problems = config_problems
+
+# %% ../nbs/04_recipe.ipynb #88d9205c
+def cores_problems(cfg: TrainConfig) -> list[tuple[str, str]]:
+    "Where `cfg` asks for more threads, over all its processes here, than this machine has cores."
+    cores, processes = cpu_cores(), local_processes(cfg.nproc)
+    if processes * cfg.threads <= cores: return []
+    if processes == 1: return [('threads', f"must be at most the {cores} CPU cores here (more threads than cores slow training many times over), got {cfg.threads}")]
+    return [('nproc', f"{cfg.nproc} with {cfg.threads} thread(s) each needs {processes * cfg.threads} CPU cores, more than the {cores} here")]
 
 # %% ../nbs/04_recipe.ipynb #19089a57
 def set_determinism(cfg: TrainConfig) -> None:

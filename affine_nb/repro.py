@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['PORTABLE_ENV', 'KEY_FIELDS', 'TOLERANCE', 'KERNEL_VARIANTS', 'PINS', 'portable_requested', 'portable_active',
            'kernel_fingerprint', 'environment', 'RecordEnvironment', 'portable_env', 'restart_portable', 'run_portable',
-           'kernel_key', 'key_differences', 'final', 'compare_runs', 'OneLineParser', 'default_reference',
-           'read_metrics', 'compare_main', 'variant_folder', 'train_variant', 'kernel_table', 'largest_differences',
-           'seed_spread']
+           'kernel_key', 'key_differences', 'final', 'not_comparable', 'compare_runs', 'OneLineParser',
+           'default_reference', 'read_metrics', 'compare_main', 'variant_folder', 'train_variant', 'kernel_table',
+           'largest_differences', 'seed_spread']
 
 # %% ../nbs/14_reproducibility.ipynb #082b0f92
 import argparse, getpass, json, os, platform, re, subprocess, sys, tempfile
@@ -21,6 +21,7 @@ from .data import checkout
 from .plotting import markdown_table
 from .learner import Callback
 from .recipe import cpu_info
+from .speedrun import recipe_of
 
 # %% ../nbs/14_reproducibility.ipynb #6410d65d
 PORTABLE_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'COMPATIBLE'}
@@ -98,10 +99,23 @@ def final(metrics: dict) -> dict:
     "The final test accuracy and loss of a run."
     return dict(test_acc=metrics['history'][-1]['test_acc'], test_loss=metrics['history'][-1]['test_loss'])
 
+def not_comparable(run: dict, reference: dict, folder='RUN') -> str | None:
+    "Why `run` (written into `folder`) cannot be compared with `reference` at all, in one line with the way out, or None."
+    a, b = run['config'], reference['config']
+    if recipe_of(a) != recipe_of(b): return (f"not comparable: a run of the {recipe_of(a)} recipe, the reference one of the {recipe_of(b)} "
+                                             f"recipe; compare it with a reference of its own recipe and settings (--reference)")
+    if a != b:
+        differ = ', '.join(f"{k} {a.get(k)} vs {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+        return f"not comparable: other settings than the reference's ({differ}); compare it with a reference of the same settings (--reference)"
+    if run.get('n_train') != reference.get('n_train'):
+        return f"not comparable: trained on {run.get('n_train')} images, the reference on {reference.get('n_train')}"
+    if not run['finished']: return (f"not comparable yet: the run stopped after epoch {len(run['history'])} of {a['epochs']}; finish "
+                                    f"it with affine-train --resume {Path(folder) / 'checkpoint.pt'}, then compare again")
+
+# %% ../nbs/14_reproducibility.ipynb #3e63bd39
 def compare_runs(run: dict, reference: dict) -> tuple[str, str]:
     "('identical' | 'within' | 'outside', one line that says why) for a run's metrics against the reference's."
-    if run['config'] != reference['config'] or not run['finished'] or run.get('n_train') != reference.get('n_train'):
-        return 'outside', "outside tolerance: not the same experiment (settings, data or length differ), so nothing can be compared"
+    if reason := not_comparable(run, reference): return 'outside', reason
     same_kernels = kernel_key(run['environment']['kernels']) == kernel_key(reference['environment']['kernels'])
     if same_kernels:
         if run['weights_sha256'] == reference['weights_sha256']: return 'identical', "bit-identical (same kernels)"
@@ -131,7 +145,8 @@ def read_metrics(path) -> dict:
     try: metrics = json.loads(path.read_text())
     except FileNotFoundError: raise FileNotFoundError(f"no metrics.json at {path}; give a run folder or its metrics.json") from None
     except (OSError, ValueError) as e: raise ValueError(f"{path} is not a readable metrics.json ({e})") from None
-    if not all(k in metrics for k in ('config', 'history', 'weights_sha256', 'environment', 'finished')) or 'kernels' not in metrics['environment']:
+    if (not isinstance(metrics, dict) or not all(k in metrics for k in ('config', 'history', 'weights_sha256', 'environment', 'finished'))
+            or not isinstance(metrics['environment'], dict) or 'kernels' not in metrics['environment']):
         raise ValueError(f"{path} is not the metrics.json of a finished affine-train run of this version")
     return metrics
 
@@ -145,7 +160,10 @@ def compare_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try: run, reference = read_metrics(args.run), read_metrics(args.reference or default_reference())
     except (OSError, ValueError) as e: parser.error(str(e))
-    try: verdict, line = compare_runs(run, reference)
+    folder = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    try:
+        if reason := not_comparable(run, reference, folder): parser.error(reason)      # exit status 2: not a verdict
+        verdict, line = compare_runs(run, reference)
     except (AttributeError, IndexError, KeyError, TypeError) as e:
         parser.error(f"{args.run} or the reference is not the metrics.json of a finished affine-train run of this version "
                      f"({type(e).__name__}: {e})")

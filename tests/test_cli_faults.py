@@ -1,28 +1,29 @@
 """`affine-train` under real faults, sent to real processes the way they happen: Ctrl-C, SIGTERM, SIGKILL at random
-moments and during the last writes, a disk that fills, two runs started at the same instant into one folder, and
-Ctrl-C sent to the parent of `--nproc 2` alone; and a read-only filesystem.
+moments and during the last writes, a file-size limit (`ulimit -f`), two runs started at the same instant into one
+folder, and Ctrl-C sent to the parent of `--nproc 2` alone; and a read-only filesystem.
 
 Each must end with one clear line and the right exit status, and lose nothing: the folder then holds one run that the
 printed command resumes or finishes, to the weights of an uninterrupted run. The processes run the real command line on
-a small part of the data (`tiny_train.py`): these tests check mechanics, not accuracy.
+a small part of the data (`tiny_train.py`), forked from a process that has imported the package already
+(`tiny_train.Forked`): these tests check mechanics, not accuracy.
 
 A process started with `&` by a non-interactive shell inherits SIGINT as ignored, so Ctrl-C would not reach it; every
 child here gets the default SIGINT back before it starts, and the suite passes as a background job too.
 """
-import contextlib, io, json, multiprocessing, os, random, resource, shutil, signal, subprocess, sys, time
+import json, multiprocessing, os, random, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
 
-import affine_nb.cli as cli
-from affine_nb.runs import RunFolderError, claimed_folder, load_checkpoint, save_atomic, write_atomic
+from affine_nb.checkpoints import load_checkpoint, save_atomic, write_atomic
+from affine_nb.runs import RunFolderError, claimed_folder
 from affine_nb.cli import main
 from affine_nb.data import FILES, check_files
 from affine_nb.recipe import TrainConfig
 from affine_nb.training import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_train import small_split
+from tiny_train import Forked, ForkedRun, small_split
 
 TINY = str(Path(__file__).with_name('tiny_train.py'))
 EPOCHS = 12                     # about 0.2 s each on 2 000 images: long enough to be stopped in the middle
@@ -32,25 +33,27 @@ def default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def small_disk():
-    "In the child: files over 1 MB fail with EFBIG, as they would on a full disk (a checkpoint is about 5 MB, model.pt 1.6 MB)."
-    default_sigint()
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+SMALL_DISK = 1_000_000     # a file-size limit: files over 1 MB fail with EFBIG (a checkpoint is about 5 MB, model.pt 1.6 MB)
 
 
-def start(*args, preexec=default_sigint) -> subprocess.Popen:
+def start(*args, fsize: int | None = None) -> ForkedRun:
+    "`affine-train ARGS` in a real process, forked from one that has imported the package (`tiny_train.ForkedRun`)."
+    return ForkedRun(['--epochs', EPOCHS, *args], fsize=fsize)
+
+
+def started(*args) -> subprocess.Popen:
+    "`affine-train ARGS` in a new Python process (for `--nproc`, whose ranks the test finds below it)."
     return subprocess.Popen([sys.executable, TINY, '--quiet', '--epochs', str(EPOCHS), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
-def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+def finish(process, timeout: float = 300) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
 
 
-def run(*args, preexec=default_sigint) -> tuple[int, str, str]:
-    return finish(start(*args, preexec=preexec))
+def run(*args, fsize: int | None = None) -> tuple[int, str, str]:
+    return finish(start(*args, fsize=fsize))
 
 
 def wait_for(condition, process: subprocess.Popen, poll: float = 0.005, timeout: float = 120) -> None:
@@ -88,16 +91,9 @@ def straight() -> str:
 
 
 @pytest.fixture
-def in_process(monkeypatch):
-    "`affine-train ARGS` run by this process on the same small data: (exit status, stdout, stderr)."
-    monkeypatch.setattr(cli, 'load_split', small_split)
-    def command(*args):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try: status = main(['--quiet', '--epochs', str(EPOCHS), *map(str, args)])
-            except SystemExit as e: status = e.code
-        return status, out.getvalue(), err.getvalue()
-    return command
+def in_process(in_process):
+    "`affine-train ARGS` in this process (tests/conftest.py), with this file's number of epochs."
+    return lambda *args: in_process('--epochs', EPOCHS, *args)
 
 
 def test_sigterm_sigint_full_disk_then_resumed(tmp_path, straight, in_process):
@@ -115,9 +111,9 @@ def test_sigterm_sigint_full_disk_then_resumed(tmp_path, straight, in_process):
                                  f"(epoch {epoch}) is intact: resume with --resume {checkpoint}")
         assert litter(folder) == [] and not (folder / 'model.pt').exists()
 
-    status, _, err = run('--resume', checkpoint, preexec=small_disk)
+    status, _, err = run('--resume', checkpoint, fsize=SMALL_DISK)
     assert status == 2, err
-    assert one_line(err).startswith(f"affine-train: no space left on {folder} to write checkpoint.pt")
+    assert one_line(err).startswith(f"affine-train: checkpoint.pt is over this process's file-size limit (ulimit -f) in {folder}")
     assert epoch_of(checkpoint) == epoch and litter(folder) == []
 
     status, out, err = in_process('--resume', checkpoint)
@@ -137,9 +133,9 @@ def test_killed_while_writing_the_ending_then_disk_full_then_finished(tmp_path, 
     status, _, err = in_process('--out', folder)                            # a fresh run may not replace it
     assert status == 2 and 'already holds a run' in one_line(err), err
 
-    status, _, err = run('--resume', checkpoint, preexec=small_disk)       # the disk fills while the ending is written
+    status, _, err = run('--resume', checkpoint, fsize=SMALL_DISK)       # the disk fills while the ending is written
     assert status == 2, err
-    assert one_line(err) == (f"affine-train: no space left on {folder} to write model.pt (File too large); the checkpoint "
+    assert one_line(err) == (f"affine-train: model.pt is over this process's file-size limit (ulimit -f) in {folder}; raise the limit; the checkpoint "
                              f"of the last epoch ({EPOCHS}) is intact: finish the run with --resume {checkpoint}")
 
     status, out, err = in_process('--resume', checkpoint)                   # the printed command finishes it
@@ -157,7 +153,7 @@ def test_killed_at_random_moments(tmp_path, straight, in_process):
         folder = tmp_path / f'run{trial}'
         checkpoint = folder / 'checkpoint.pt'
         process = start('--out', folder)
-        time.sleep(rng.uniform(2.0, 8.0))                 # start-up, training and the ending all fall in this range
+        time.sleep(rng.uniform(0.1, 4.0))                 # start, training and the ending all fall in this range
         process.kill()
         finish(process)
         command = ['--resume', checkpoint] if checkpoint.exists() else ['--out', folder]
@@ -197,7 +193,7 @@ def test_simultaneous_claims_many_times(tmp_path):
 
 def test_simultaneous_starts_into_one_folder(tmp_path, straight):
     folder = tmp_path / 'run'
-    results = [finish(process) for process in [start('--out', folder) for _ in range(2)]]
+    results = Forked(tmp_path, [dict(argv=['--epochs', EPOCHS, '--out', folder])] * 2).finish()      # forked in the same moment
     assert sorted(status for status, _, _ in results) == [0, 2], results
     refused = next(err for status, _, err in results if status == 2)
     assert any(reason in one_line(refused) for reason in ('is being written by another run', 'already holds a run')), refused
@@ -207,7 +203,7 @@ def test_simultaneous_starts_into_one_folder(tmp_path, straight):
 def test_sigint_to_the_parent_of_two_processes(tmp_path):
     folder = tmp_path / 'run'
     checkpoint = folder / 'checkpoint.pt'
-    process = start('--out', folder, '--nproc', 2)
+    process = started('--out', folder, '--nproc', 2)
     wait_for(lambda: epoch_of(checkpoint) >= 1, process)
     ranks = descendants(process.pid)                     # the ranks, and the fork server they came from
     process.send_signal(signal.SIGINT)                   # the parent alone, not its process group

@@ -2,8 +2,11 @@
 data, for the tests of its mechanics (folders, signals, full disks), which do not need the whole data set.
 
     python tests/tiny_train.py [affine-train options]
+
+`Forked` starts many such runs at once, each a real process forked from one that has imported the package already.
 """
-import sys
+import contextlib, io, json, os, signal, subprocess, sys, tempfile
+from pathlib import Path
 
 import affine_nb.cli as cli
 from affine_nb.data import load_split
@@ -13,6 +16,91 @@ SIZES = {True: 2_000, False: 500}
 
 def small_split(train: bool = True, root=None, download: bool = False):
     return load_split(train, root, download).subset(SIZES[train])
+
+
+def run_in_process(command, *argv) -> tuple[int, str, str]:
+    "`command(ARGV)`, a command's `main`, run by this process: (exit status, stdout, stderr)."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: status = command(list(map(str, argv)))
+        except SystemExit as e: status = e.code
+    return status, out.getvalue(), err.getvalue()
+
+
+ZYGOTE = f"""
+import json, os, signal, sys, traceback
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import affine_nb.cli as cli
+from tiny_train import small_split
+cli.load_split = small_split
+for line in sys.stdin:                   # one batch of jobs a line: their pids, then their exit statuses
+    pids = []
+    for job in json.loads(line):
+        sys.stdout.flush()
+        if (pid := os.fork()): pids.append(pid); continue
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.chdir(job['cwd'])
+        for fd, path in ((1, job['stdout']), (2, job['stderr'])):
+            if path is None: os.close(fd); continue
+            f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC); os.dup2(f, fd); os.close(f)
+        if job['one_core']: os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})
+        if job['fsize']:                 # files over this size fail with EFBIG
+            import resource; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (job['fsize'], -1))
+        sys.argv = ['affine-train'] + ['--quiet'] * job['quiet'] + job['argv']      # as the command sees it from a shell
+        try: code = cli.main()
+        except SystemExit as e: code = e.code
+        except BaseException: traceback.print_exc(); code = 1
+        for stream in (sys.stdout, sys.stderr):
+            try: stream.flush()
+            except Exception: pass
+        os._exit(code if isinstance(code, int) else 1)
+    print(json.dumps(pids), flush=True)
+    print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]), flush=True)
+"""
+IDLE: dict = {}                          # environment -> zygotes waiting for their next batch
+
+
+class Forked:
+    """`affine-train` processes forked from one that has imported the package already (importing torch takes most of a
+    process's start; that process serves the next batch too): real processes, with real signals and streams, from
+    `main` on. Each job: argv, and where its stdout and stderr go (None: closed), whether it may use one core only.
+    `env`: the environment they start in."""
+    def __init__(self, tmp: Path, jobs: list[dict], env: dict | None = None):
+        self.jobs = [dict(quiet=True, one_core=False, fsize=None, cwd=str(tmp), stdout=str(tmp / f'{i}.out'), stderr=str(tmp / f'{i}.err')) | job
+                     for i, job in enumerate(jobs)]
+        for job in self.jobs: job['argv'] = list(map(str, job['argv']))
+        self.key = tuple(sorted(env.items())) if env is not None else None
+        idle = IDLE.setdefault(self.key, [])
+        self.zygote = idle.pop() if idle else subprocess.Popen([sys.executable, '-c', ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                               text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.zygote.stdin.write(json.dumps(self.jobs) + '\n'); self.zygote.stdin.flush()
+        self.pids = json.loads(self.zygote.stdout.readline())
+
+    def finish(self) -> list[tuple[int, str, str]]:
+        "(exit status, stdout, stderr) of every job."
+        statuses = json.loads(self.zygote.stdout.readline())
+        IDLE[self.key].append(self.zygote)
+        read = lambda path: Path(path).read_text() if path and not path.startswith('/dev/') else ''
+        return [(status, read(job['stdout']), read(job['stderr'])) for status, job in zip(statuses, self.jobs)]
+
+
+class ForkedRun:
+    "One run of `Forked`, used like a `subprocess.Popen`: `pid`, `send_signal`, `kill`, `poll`, `communicate`, `returncode`."
+    def __init__(self, argv: list, **job):
+        self.forked, self.returncode = Forked(Path(tempfile.mkdtemp()), [dict(argv=argv) | job]), None
+        self.pid = self.forked.pids[0]
+    def send_signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError): os.kill(self.pid, signum)     # ended already: as Popen does
+    def kill(self) -> None: self.send_signal(signal.SIGKILL)
+    def poll(self) -> int | None:
+        try: ended = Path(f'/proc/{self.pid}/stat').read_text().rpartition(') ')[2][0] == 'Z'    # ended, not yet reaped
+        except OSError: ended = True
+        if not ended: return None
+        self.communicate()
+        return self.returncode
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        if not hasattr(self, 'result'): (self.returncode, *self.result), = self.forked.finish()
+        return tuple(self.result)
 
 
 if __name__ in ('__main__', '__mp_main__'):     # run as a script, or re-imported as such by the processes of --nproc
