@@ -173,7 +173,9 @@ def step_problems(state: dict, lrs: list[float]) -> list[str]:
 # %% ../nbs/15_checkpoints.ipynb #8844b3a0
 def read_checkpoint(path) -> dict:
     "The dict in the file `path`, loaded without running any code from it; or a one-line error."
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        with warnings.catch_warnings():             # a damaged file can make torch warn before it fails: one line, not two
+            warnings.simplefilter('ignore'); state = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError: raise FileNotFoundError(f"no checkpoint at {path}") from None
     except IsADirectoryError: raise ValueError(f"{path} is a folder; give the checkpoint.pt inside it") from None
     except OSError as e: raise ValueError(f"cannot read {path} ({e.strerror})") from None

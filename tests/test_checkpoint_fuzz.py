@@ -5,7 +5,7 @@ hypothesis mutates every entry of a real checkpoint: a tensor's shape, dtype or 
 a missing entry; most mutations are sealed again, as a forger would, so that the checks behind the seal are the ones
 tested. Whole files are cut short or have a byte flipped. The command line runs in this process on 2 000 images.
 """
-import io, json, shutil, sys
+import io, json, shutil, sys, warnings
 from pathlib import Path
 
 import pytest
@@ -79,7 +79,10 @@ def refused_or_same(run, tmp_path, in_process, data: bytes, label) -> None:
     _, _, straight = run
     shutil.rmtree(tmp_path / 'out', ignore_errors=True)
     (tmp_path / 'given.pt').write_bytes(data)
-    status, _, err = in_process('--resume', tmp_path / 'given.pt', '--out', tmp_path / 'out')
+    with warnings.catch_warnings(record=True) as warned:          # a warning would be a second line on stderr
+        warnings.simplefilter('always')
+        status, _, err = in_process('--resume', tmp_path / 'given.pt', '--out', tmp_path / 'out')
+    assert not warned, (label, [str(w.message) for w in warned])
     if status == 0:             # accepted: then it must be the run as its checkpoint wrote it
         assert json.loads((tmp_path / 'out' / 'metrics.json').read_text())['weights_sha256'] == straight, label
     else:
