@@ -100,7 +100,7 @@ def resume_problem(args, given: dict, state: dict) -> str | None:
     if clashes: return f"--resume continues the run as it was started; these options differ: {', '.join(clashes)}"
     if args.recipe is not None and recipe_of(PRESETS[args.recipe]) != recipe_of(config):
         return f"--recipe {args.recipe}: the checkpoint is a run of the {recipe_of(config)} recipe; resume it without --recipe"
-    if args.portable and not state.get('portable', False):
+    if args.portable and not state['portable']:
         return ("--portable: this run trains with the native kernels, and its bits depend on them; resume it without --portable, "
                 "or start a new run with --portable")
 
@@ -169,7 +169,7 @@ def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) 
         if launched() and not dist.is_initialized():                                     # started by torchrun
             join_group(cfg.device, args.timeout)
             atexit.register(dist.destroy_process_group)
-        if rank == 0: model, metrics = train_run(cfg, out, train, test, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet)
+        if rank == 0: model, metrics = train_run(cfg, out, train, test, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet, state=state)
         else: model, metrics = fit_of(cfg)(cfg, train, test, state, args.stop_after, callbacks=run_callbacks(cfg))   # only rank 0 writes
     except RunFolderError as e: parser.error(str(e))
     except (NonFiniteLoss, DiskFull, PermissionError, Stopped) as e:

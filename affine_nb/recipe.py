@@ -110,7 +110,7 @@ class TrainConfig:
 def config_problems(self: TrainConfig) -> list[tuple[str, str]]:
     "What is wrong with these settings: (field, what is wrong with it) pairs, in field order."
     n, bs, nproc = self.training_images(), self.batch_size, max(1, self.nproc)
-    last = min(bs, n % bs or bs) if bs >= 1 else bs          # the smallest batch: the last one, unless it is full
+    last = (n % bs or bs) if bs >= 1 else bs                 # the smallest batch: the last one, unless it is full
     checks = [('epochs', self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
               ('batch_size', bs >= 1, f"must be at least 1, got {bs}"),
               ('batch_size', bs < 1 or last >= nproc, f"{bs} leaves a batch of {last} of the {n} training images, fewer than "

@@ -144,9 +144,10 @@ def kernels_problem(resume, state: dict) -> str | None:
     return f"{resume} is a run on this CPU's own kernels; continue it without portable mode (no --portable, not under affine-portable)"
 
 # %% ../nbs/16_runs.ipynb #a4bd005d
-def train_run(cfg: TrainConfig, out, train=None, test=None, resume=None, stop_after: int | None = None, quiet: bool = True, model=None):
-    "`fit` with its files in the folder `out`, continuing from the checkpoint `resume` if given; returns `(model, metrics)`."
-    state = load_checkpoint(resume) if resume is not None else None
+def train_run(cfg: TrainConfig, out, train=None, test=None, resume=None, stop_after: int | None = None, quiet: bool = True, model=None,
+              state: dict | None = None):
+    "`fit` with its files in the folder `out`, continuing from the checkpoint `resume` (`state`: its content, if the caller loaded it); returns `(model, metrics)`."
+    state = load_checkpoint(resume) if resume is not None and state is None else state
     if state is not None and (problem := kernels_problem(resume, state)): raise RunFolderError(problem)
     run = state['run'] if state is not None else new_run_id()
     with claimed_folder(out, resume, state) as folder:

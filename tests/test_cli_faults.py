@@ -23,14 +23,10 @@ from affine_nb.recipe import TrainConfig
 from affine_nb.training import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_train import Forked, ForkedRun, small_split
+from tiny_train import Forked, ForkedRun, default_sigint, descendants, finish, one_line, running, small_split, wait_for
 
 TINY = str(Path(__file__).with_name('tiny_train.py'))
 EPOCHS = 12                     # about 0.2 s each on 2 000 images: long enough to be stopped in the middle
-
-
-def default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 SMALL_DISK = 1_000_000     # a file-size limit: files over 1 MB fail with EFBIG (a checkpoint is about 5 MB, model.pt 1.6 MB)
@@ -47,20 +43,8 @@ def started(*args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
-def finish(process, timeout: float = 300) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout)
-    return process.returncode, out, err
-
-
 def run(*args, fsize: int | None = None) -> tuple[int, str, str]:
     return finish(start(*args, fsize=fsize))
-
-
-def wait_for(condition, process: subprocess.Popen, poll: float = 0.005, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert process.poll() is None and time.time() < deadline, "the run ended before the moment this test waits for"
-        time.sleep(poll)
 
 
 def epoch_of(checkpoint: Path) -> int:
@@ -76,12 +60,6 @@ def final_digest(folder: Path) -> str:
 
 def litter(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith('.partial') or p.name.startswith('.'))
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope='module')
@@ -216,26 +194,6 @@ def test_sigint_to_the_parent_of_two_processes(tmp_path):
     deadline = time.time() + 10                          # no rank outlives the parent
     while (alive := [pid for pid in ranks if running(pid)]) and time.time() < deadline: time.sleep(0.1)
     assert alive == [], alive
-
-
-def ps_lines() -> list[str]:
-    return subprocess.run(['ps', '-eo', 'pid=,ppid=,stat=,args='], capture_output=True, text=True).stdout.splitlines()
-
-
-def descendants(pid: int) -> list[int]:
-    "Every process below `pid`: its children, theirs, and so on."
-    children = {}
-    for line in ps_lines():
-        child, parent = map(int, line.split()[:2])
-        children.setdefault(parent, []).append(child)
-    found, todo = [], [pid]
-    while todo: todo += (new := children.get(todo.pop(), [])); found += new
-    return found
-
-
-def running(pid: int) -> bool:
-    "Whether `pid` is a live process (a zombie, ended but not yet reaped, is not)."
-    return any(line.split()[0] == str(pid) and not line.split()[2].startswith('Z') for line in ps_lines())
 
 
 @pytest.fixture

@@ -16,30 +16,15 @@ from affine_nb.repro import PORTABLE_ENV, portable_active, portable_env
 from affine_nb.training import fit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_train import Forked, small_split
+from tiny_train import Forked, default_sigint, finish, one_line, small_split
 
 TINY = str(Path(__file__).with_name('tiny_train.py'))
 EPOCHS = 2
 
 
-def default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start(*args, preexec=default_sigint, stdout=subprocess.PIPE, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, TINY, '--quiet', *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
                             text=True, preexec_fn=preexec, env=env)
-
-
-def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout)
-    return process.returncode, out or '', err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in err, err
-    return lines[0]
 
 
 def digest(folder: Path) -> str:

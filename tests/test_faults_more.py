@@ -13,52 +13,14 @@ import pytest
 from affine_nb.cli import main
 from affine_nb.data import FILES, check_files, load_split
 from affine_nb.repro import compare_main
-from tiny_train import ForkedRun, run_in_process
+from tiny_train import ForkedRun, default_sigint, descendants, finish, one_line, run_in_process, running, wait_for
 
 TINY = str(Path(__file__).with_name('tiny_train.py'))
-
-
-def default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def start(*args, preexec=default_sigint) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, TINY, '--quiet', *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=preexec)
-
-
-def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout)
-    return process.returncode, out, err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and 'Traceback' not in err, err
-    return lines[0]
-
-
-def wait_for(condition, process: subprocess.Popen, poll: float = 0.001, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert process.poll() is None and time.time() < deadline, "the run ended before the moment this test waits for"
-        time.sleep(poll)
-
-
-def descendants(pid: int) -> list[int]:
-    "Every process below `pid`, read from /proc: its children, theirs, and so on."
-    def children(p):
-        try: return [int(c) for task in Path(f'/proc/{p}/task').iterdir() for c in (task / 'children').read_text().split()]
-        except OSError: return []
-    found, todo = [], [pid]
-    while todo: todo += (new := children(todo.pop())); found += new
-    return found
-
-
-def running(pid: int) -> bool:
-    "Whether `pid` is a live process (a zombie, ended but not yet reaped, is not)."
-    try: return Path(f'/proc/{pid}/stat').read_text().rpartition(') ')[2][0] != 'Z'
-    except OSError: return False
 
 
 def gz_only(folder: Path, placeholders: bool = False) -> Path:
@@ -75,7 +37,7 @@ def gz_only(folder: Path, placeholders: bool = False) -> Path:
 def test_sigkill_to_the_parent_of_two_processes(tmp_path):
     checkpoint = tmp_path / 'run' / 'checkpoint.pt'
     process = start('--epochs', 200, '--nproc', 2, '--threads', 1, '--out', checkpoint.parent)
-    wait_for(checkpoint.exists, process, poll=0.05)                  # the ranks train
+    wait_for(checkpoint.exists, process, poll=0.05, timeout=60)                  # the ranks train
     below = descendants(process.pid)                                 # the ranks, the fork server, the resource tracker
     process.kill()
     finish(process)
@@ -94,7 +56,7 @@ def test_signals_during_the_first_extraction(tmp_path):
     for signum in (signal.SIGTERM, signal.SIGINT):
         raw = gz_only(tmp_path / signal.Signals(signum).name)
         process = ForkedRun(['--epochs', 1, '--data', raw.parent.parent, '--out', tmp_path / 'run'])     # forked: no start of torch
-        wait_for(lambda: any(p.name.endswith('.partial') for p in raw.iterdir()), process)
+        wait_for(lambda: any(p.name.endswith('.partial') for p in raw.iterdir()), process, poll=0.001, timeout=60)
         process.send_signal(signum)
         status, _, err = finish(process)
         assert status == 128 + signum, err

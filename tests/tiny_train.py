@@ -5,7 +5,7 @@ data, for the tests of its mechanics (folders, signals, full disks), which do no
 
 `Forked` starts many such runs at once, each a real process forked from one that has imported the package already.
 """
-import contextlib, io, json, os, signal, subprocess, sys, tempfile
+import contextlib, io, json, os, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import affine_nb.cli as cli
@@ -16,6 +16,48 @@ SIZES = {True: 2_000, False: 500}
 
 def small_split(train: bool = True, root=None, download: bool = False):
     return load_split(train, root, download).subset(SIZES[train])
+
+
+def default_sigint():
+    "In a child: Ctrl-C back to its default (a process started with `&` by a non-interactive shell inherits it ignored)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def one_line(err: str) -> str:
+    "The one line on stderr, and no traceback."
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+def wait_for(condition, process, poll: float = 0.005, timeout: float = 120) -> None:
+    "Return once `condition()` holds; fail if `process` ends first, or after `timeout` seconds."
+    deadline = time.time() + timeout
+    while not condition():
+        assert process.poll() is None and time.time() < deadline, "the run ended before the moment this test waits for"
+        time.sleep(poll)
+
+
+def descendants(pid: int) -> list[int]:
+    "Every process below `pid`, read from /proc: its children, theirs, and so on."
+    def children(p):
+        try: return [int(c) for task in Path(f'/proc/{p}/task').iterdir() for c in (task / 'children').read_text().split()]
+        except OSError: return []
+    found, todo = [], [pid]
+    while todo: todo += (new := children(todo.pop())); found += new
+    return found
+
+
+def running(pid: int) -> bool:
+    "Whether `pid` is a live process (a zombie, ended but not yet reaped, is not)."
+    try: return Path(f'/proc/{pid}/stat').read_text().rpartition(') ')[2][0] != 'Z'
+    except OSError: return False
+
+
+def finish(process, timeout: float = 300) -> tuple[int, str, str]:
+    "(exit status, stdout, stderr) of `process` once it has ended."
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out or '', err
 
 
 def run_in_process(command, *argv) -> tuple[int, str, str]:
@@ -93,9 +135,7 @@ class ForkedRun:
         with contextlib.suppress(ProcessLookupError): os.kill(self.pid, signum)     # ended already: as Popen does
     def kill(self) -> None: self.send_signal(signal.SIGKILL)
     def poll(self) -> int | None:
-        try: ended = Path(f'/proc/{self.pid}/stat').read_text().rpartition(') ')[2][0] == 'Z'    # ended, not yet reaped
-        except OSError: ended = True
-        if not ended: return None
+        if running(self.pid): return None
         self.communicate()
         return self.returncode
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
