@@ -1,8 +1,8 @@
 """pytest runs every chapter in nbs/ as one test, through nbdev's own notebook runner, and the tests in tests/.
 
 `pytest -q` skips the cells flagged `slow` (as `nbdev_test` does); `pytest -q --flags slow` runs them too.
-When the browser test runs, it runs every cell of the analysis chapter in a real kernel and fails on any error, so the
-chapter is not run a second time here (the chapter's three-epoch training is the longest part of either)."""
+When the browser test runs, it runs every cell of the chapters with widgets in a real kernel and fails on any error, so
+those chapters are not run a second time here (their three-epoch trainings are the longest part of either)."""
 import pytest
 from nbdev.config import get_config
 from nbdev.test import test_nb
@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
     browser = next((item for item in items if item.name == BROWSER_TEST), None)
     if browser is None or browser.module.missing_tools(): return
     for item in items:
-        if isinstance(item, ChapterRun) and item.path.name == browser.module.NOTEBOOK.split('/')[-1]:
+        if isinstance(item, ChapterRun) and item.path.name in {path.split('/')[-1] for path in browser.module.WIDGETS}:
             item.add_marker(pytest.mark.skip(reason=f"{item.path.name} runs cell by cell in {browser.nodeid}, which fails on any error"))
 
 

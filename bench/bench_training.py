@@ -23,12 +23,14 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common_recipe import common_loader, common_optimizer, common_train_epoch
-from affine_nb.data import Batches, check_files, load_split, to_float
+from affine_nb.data import Batches, to_float
+from affine_nb.integrity import check_files, checked_split
 from affine_nb.extending import use_impl
 from affine_nb.model import make_model
 from affine_nb.repro import environment
-from affine_nb.learner import train_epoch
-from affine_nb.recipe import TrainConfig, keep_freed_memory, make_optimizer, make_scheduler, native_bf16, set_determinism
+from affine_nb.training import Learner, Recorder
+from affine_nb.hardware import MixedPrecision, keep_freed_memory, native_bf16
+from affine_nb.distributed import RunConfig as TrainConfig
 
 HERE = Path(__file__).parent
 DEFAULT = '(a) affine-train: fused AdamW'
@@ -80,11 +82,17 @@ def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 15) -> dict:
     return dict(per_step=per_step, per_epoch=per_step * n_train / cfg.batch_size, products=products)
 
 
-def fresh(cfg, steps_per_epoch, optimizer=make_optimizer, impl='autograd'):
-    set_determinism(cfg)
+def fresh(cfg, steps_per_epoch, optimizer=None, impl='autograd'):
+    cfg.prepare()
     model = use_impl(make_model(), impl)
-    opt = optimizer(model, cfg)
-    return model, opt, make_scheduler(opt, cfg, steps_per_epoch)
+    opt = optimizer(model, cfg) if optimizer else cfg.make_optimizer(model)
+    return model, opt, cfg.make_scheduler(opt, steps_per_epoch)
+
+
+def train_epoch(model, batches, optimizer, scheduler, precision: str = 'fp32') -> None:
+    "One epoch through the project's `Learner`, with the recipe's `Recorder` (and bf16 autocast if asked)."
+    callbacks = [Recorder()] + ([MixedPrecision()] if precision == 'bf16' else [])
+    Learner(model, batches, nn.CrossEntropyLoss(), optimizer, scheduler, callbacks).fit(1)
 
 
 def bare_epoch(model, optimizer, inputs, targets):
@@ -152,10 +160,10 @@ def main():
     parser.add_argument('--data', default=None)
     args = parser.parse_args()
     cfg = TrainConfig()
-    set_determinism(cfg)
+    cfg.prepare()
     keep_freed_memory()             # as affine-train does at start; every path in this process gains from it
     root = check_files(args.data).parent.parent
-    train = load_split(True, root)
+    train = checked_split(True, root)
     paths = epoch_paths(cfg, root, train)
     times, bounds = {name: [] for name in paths}, []
     for round in range(args.rounds + 1):          # round 0 warms up (and compiles); it is reported apart

@@ -11,9 +11,9 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import FashionMNIST
 from torchvision.transforms import ToTensor
 
-from affine_nb.data import check_files
+from affine_nb.integrity import check_files
 from affine_nb.model import make_model
-from affine_nb.recipe import TrainConfig, set_determinism
+from affine_nb.distributed import RunConfig as TrainConfig
 
 
 def common_loader(root, train: bool, batch_size: int) -> DataLoader:
@@ -49,7 +49,7 @@ def main():
     args = parser.parse_args()
     start = time.perf_counter()
     cfg = TrainConfig(epochs=args.epochs)
-    set_determinism(cfg)
+    cfg.prepare()
     root = check_files(args.data).parent.parent
     train, test = common_loader(root, True, cfg.batch_size), common_loader(root, False, 1000)
     model = make_model()

@@ -12,5 +12,5 @@ from tiny_train import run_in_process, small_split
 @pytest.fixture
 def in_process(monkeypatch):
     "`affine-train ARGS` run by this process on the first 2 000 training images: (exit status, stdout, stderr)."
-    monkeypatch.setattr(cli, 'load_split', small_split)
+    monkeypatch.setattr(cli, 'checked_split', small_split)
     return lambda *args: run_in_process(cli.main, '--quiet', *args)

@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from affine_nb.checkpoints import config_problems, read_checkpoint, seal
-from affine_nb.recipe import TrainConfig
+from affine_nb.distributed import RunConfig as TrainConfig
 from affine_nb.runs import train_run
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from affine_nb.checkpoints import load_checkpoint, save_atomic, write_atomic
+from affine_nb.checkpoints import load_checkpoint
+from affine_nb.integrity import save_atomic, write_atomic
 from affine_nb.runs import RunFolderError, claimed_folder
 from affine_nb.cli import main
-from affine_nb.data import FILES, check_files
-from affine_nb.recipe import TrainConfig
+from affine_nb.integrity import FILES, check_files
+from affine_nb.distributed import RunConfig as TrainConfig
 from affine_nb.training import fit
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from affine_nb.recipe import TrainConfig
+from affine_nb.distributed import RunConfig as TrainConfig
 from affine_nb.repro import PORTABLE_ENV, portable_active, portable_env
 from affine_nb.training import fit
 

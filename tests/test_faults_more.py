@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from affine_nb.cli import main
-from affine_nb.data import FILES, check_files, load_split
+from affine_nb.integrity import FILES, check_files, checked_split
 from affine_nb.repro import compare_main
 from tiny_train import ForkedRun, default_sigint, descendants, finish, one_line, run_in_process, running, wait_for
 
@@ -87,7 +87,7 @@ def small_disk(tmp_path):
 
 def test_full_disk_while_extracting(small_disk, tmp_path):
     raw = gz_only(small_disk, placeholders=True)
-    with pytest.raises(OSError) as failed: load_split(True, small_disk)
+    with pytest.raises(OSError) as failed: checked_split(True, small_disk)
     assert str(failed.value).startswith(f"no space left on {raw} to extract train-images-idx3-ubyte: free some space there"), failed.value
     status, _, err = run_in_process(main, '--data', small_disk, '--out', tmp_path / 'run')
     assert status == 2 and one_line(err).startswith(f"affine-train: error: no space left on {raw}"), err

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from affine_nb.data import load_split
+from affine_nb.integrity import checked_split
 from affine_nb.distributed import fit_on_rank, launch
-from affine_nb.recipe import TrainConfig
+from affine_nb.distributed import RunConfig as TrainConfig
 from affine_nb.training import fit
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -18,7 +18,7 @@ needs_two_gpus = pytest.mark.skipif(GPUS < 2, reason=f"nccl with 2 processes nee
 
 @pytest.fixture(scope='module')
 def small():
-    return load_split(True).subset(5_000), load_split(False).subset(1_000)
+    return checked_split(True).subset(5_000), checked_split(False).subset(1_000)
 
 
 @needs_gpu

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from affine_nb.checkpoints import read_checkpoint, save_atomic, seal
-from affine_nb.recipe import TrainConfig
+from affine_nb.checkpoints import read_checkpoint, seal
+from affine_nb.integrity import save_atomic
+from affine_nb.distributed import RunConfig as TrainConfig
 from affine_nb.runs import train_run
 
 sys.path.insert(0, str(Path(__file__).parent))

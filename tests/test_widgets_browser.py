@@ -1,8 +1,9 @@
-"""The analysis chapter's widgets, used as a person uses them: in JupyterLab, in a real browser.
+"""The chapters' widgets, used as a person uses them: in JupyterLab, in a real browser.
 
-Starts JupyterLab on 127.0.0.1 over this checkout, opens `nbs/07_analysis.ipynb` in headless Chromium, runs all
-cells, and waits for the two `interactive` widgets (found by their slider labels, not by cell position). Then, for
-each of the four sliders, it presses the arrow key on the slider's handle and checks that the slider's value and the
+For each notebook with widgets (the analysis chapter's γ and β on an image, the probe chapter's sliders on the trained
+network), starts JupyterLab on 127.0.0.1 over this checkout, opens the notebook in headless Chromium, runs all
+cells, and waits for its `interactive` widget (found by its slider labels, not by cell position). Then, for
+each of its sliders, it presses the arrow key on the slider's handle and checks that the slider's value and the
 figure below the sliders both change. No cell may end in an error, and the page may never say "Error displaying
 widget" or "Model not found". On a failure a screenshot is saved and its path printed.
 
@@ -30,12 +31,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = 'nbs/07_analysis.ipynb'
 CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
-SLIDERS = ['gamma', 'beta', 'gamma_scale', 'beta_shift']     # image_widget, then probe_widget
+WIDGETS = {'nbs/04_analysis.ipynb': ['gamma', 'beta'],                  # image_widget
+           'nbs/17_probe.ipynb': ['gamma_scale', 'beta_shift']}         # probe_widget
 BAD_TEXT = ['Error displaying widget', 'Model not found']
 HOST = '127.0.0.1'
-RUN_TIMEOUT = 300          # s: run all cells (training included) until both widgets show a figure
+RUN_TIMEOUT = 300          # s: run all cells (training included) until the widget shows a figure
 STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
 STEP_TRIES = 3             # arrow presses per slider before giving up
 
@@ -75,9 +76,9 @@ def api(port: int, token: str, path: str, method: str = 'GET') -> bytes:
         return response.read()
 
 
-@pytest.fixture(scope='module')
-def lab(tools, tmp_path_factory):
-    "JupyterLab over the checkout on a free port of 127.0.0.1, with its own settings (no autosave, no news); yields (url, log)."
+@pytest.fixture(scope='module', params=list(WIDGETS))
+def lab(tools, tmp_path_factory, request):
+    "JupyterLab over the checkout on a free port of 127.0.0.1, with its own settings (no autosave, no news), for one notebook;\n    yields (notebook, url, log)."
     home = tmp_path_factory.mktemp('jupyter')
     settings = home / 'user-settings' / '@jupyterlab'
     write_json(settings / 'docmanager-extension' / 'plugin.jupyterlab-settings', {'autosave': False})
@@ -107,7 +108,7 @@ def lab(tools, tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"JupyterLab did not answer on {HOST}:{port} in 90 s:\n{log.read_text()[-3000:]}", pytrace=False)
                 time.sleep(0.5)
-        yield f'http://{HOST}:{port}/lab/tree/{NOTEBOOK}?token={token}', log
+        yield request.param, f'http://{HOST}:{port}/lab/tree/{request.param}?token={token}', log
     finally:
         if server.poll() is None:
             try: api(port, token, '/api/shutdown', 'POST')        # shuts the kernels down too
@@ -197,11 +198,12 @@ def describe(src: str | None) -> str:
 
 
 def test_widgets_respond_to_sliders(lab, browser):
-    url, log = lab
+    notebook, url, log = lab
+    sliders = WIDGETS[notebook]
     from selenium.webdriver.common.keys import Keys
 
     def state():
-        s = browser.execute_script(STATE_JS, NOTEBOOK, SLIDERS, BAD_TEXT)
+        s = browser.execute_script(STATE_JS, notebook, sliders, BAD_TEXT)
         assert not s['errors'], "a cell or a widget shows an error:\n" + '\n---\n'.join(s['errors'])
         assert not s['bad'], f"the page says {s['bad']}"
         return s
@@ -222,12 +224,12 @@ def test_widgets_respond_to_sliders(lab, browser):
         wait_for('the notebook and an idle kernel', lambda s: s['kernel'] == 'idle', 120)
         browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
         start = time.monotonic()
-        wait_for('both widgets with their figures after running all cells',
+        wait_for('the widget with its figure after running all cells',
                  lambda s: s['kernel'] == 'idle' and s['busyCells'] == 0 and
-                           all((s['sliders'].get(n, {}).get('src') or '').startswith('data:image/png') for n in SLIDERS),
+                           all((s['sliders'].get(n, {}).get('src') or '').startswith('data:image/png') for n in sliders),
                  RUN_TIMEOUT, every=1)
         print(f"all cells ran in {time.monotonic() - start:.0f} s")
-        for name in SLIDERS:
+        for name in sliders:
             before = state()['sliders'][name]
             handle = browser.execute_script(HANDLE_JS, name)
             assert handle is not None and handle.is_displayed(), f"the handle of slider {name!r} is not visible"

@@ -9,13 +9,13 @@ import contextlib, io, json, os, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import affine_nb.cli as cli
-from affine_nb.data import load_split
+from affine_nb.integrity import checked_split
 
 SIZES = {True: 2_000, False: 500}
 
 
 def small_split(train: bool = True, root=None, download: bool = False):
-    return load_split(train, root, download).subset(SIZES[train])
+    return checked_split(train, root, download).subset(SIZES[train])
 
 
 def default_sigint():
@@ -74,7 +74,7 @@ import json, os, signal, sys, traceback
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import affine_nb.cli as cli
 from tiny_train import small_split
-cli.load_split = small_split
+cli.checked_split = small_split
 for line in sys.stdin:                   # one batch of jobs a line: their pids, then their exit statuses
     pids = []
     for job in json.loads(line):
@@ -144,5 +144,5 @@ class ForkedRun:
 
 
 if __name__ in ('__main__', '__mp_main__'):     # run as a script, or re-imported as such by the processes of --nproc
-    cli.load_split = small_split
+    cli.checked_split = small_split
 if __name__ == '__main__': sys.exit(cli.main())
