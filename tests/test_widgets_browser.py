@@ -30,12 +30,12 @@ from pathlib import Path
 
 import pytest
 
+from chromium import CHROMEDRIVER, CHROMIUM, HOST, headless_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
 WIDGETS = {'nbs/04_analysis.ipynb': ['gamma', 'beta'],                  # image_widget
            'nbs/17_probe.ipynb': ['gamma_scale', 'beta_shift']}         # probe_widget
 BAD_TEXT = ['Error displaying widget', 'Model not found']
-HOST = '127.0.0.1'
 RUN_TIMEOUT = 300          # s: run all cells (training included) until the widget shows a figure
 STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
 STEP_TRIES = 3             # arrow presses per slider before giving up
@@ -122,26 +122,8 @@ def lab(tools, tmp_path_factory, request):
 
 @pytest.fixture(scope='module')
 def browser(tools, tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-size=1400,1000', '--disable-gpu',
-                '--no-first-run', '--no-default-browser-check', '--disable-extensions', '--disable-sync',
-                '--disable-background-networking', '--disable-component-update', '--disable-default-apps',
-                '--disable-domain-reliability', '--no-proxy-server', f'--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}']:
-        options.add_argument(arg)
-    log = tmp_path_factory.mktemp('chromedriver') / 'chromedriver.log'
-    scratch = tempfile.mkdtemp(prefix='affine-nb-chromium-')           # short: Chromium puts a unix socket in TMPDIR
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=str(log), env=dict(os.environ, TMPDIR=scratch)),
-                                  options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with headless_chromium(log=str(tmp_path_factory.mktemp('chromedriver') / 'chromedriver.log')) as driver:
+        yield driver
 
 
 # One look at the page: the kernel's state, cell errors, the forbidden texts, and for each slider label its value and
