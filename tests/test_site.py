@@ -1,11 +1,12 @@
 """The website, as a reader's browser gets it.
 
-Builds the site once (`mkdocs build --strict`, the mkdocs of this interpreter's environment) into a temporary folder,
+Builds the site once with the README's docs command (`mkdocs build --strict`, run by this environment's mkdocs) into a temporary folder,
 serves it on 127.0.0.1 and opens every page in one headless Chromium. A page fails on: an error in the browser's
 console, a request to any host but 127.0.0.1, a link to a page or file that the site does not have, an image that
 does not load, or the text of a hidden cell (`#| hide`) of its notebook; and the site fails when a chapter
 (nbs/*.ipynb) has no page. The second test plants each of these faults once in a copy of the site and checks that
-each is reported. The build writes nothing into the checkout but its temporary folder.
+each is reported, and a third types into the search box and expects the layer's chapter among the results. The build
+writes nothing into the checkout but its temporary folder.
 
 Needs mkdocs, mkdocs-material and mkdocs-jupyter (the project's dev requirements), selenium, /usr/bin/chromium and
 /usr/bin/chromedriver (Debian: chromium, chromium-driver); without them the tests are skipped, unless
@@ -188,3 +189,16 @@ def test_the_checks_see_each_fault(site, browser, tmp_path):
     missed = [what for what, line in expected.items() if not any(p.startswith(line) for p in problems)]
     assert not missed, f"not reported: {missed}; reported:\n" + '\n'.join(problems)
     assert any("a planted error" in p for p in problems if p.startswith('nbs/02_data/'))
+
+
+def test_search_works_offline(site, browser):
+    "The search box finds the layer from any page, with the index and lunr served by the site itself."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    with served(site) as base:
+        load(browser, f'{base}/nbs/03_training/index.html')
+        browser.execute_script("document.querySelector('#__search').checked = true")      # what clicking the search box does
+        browser.find_element(By.CSS_SELECTOR, 'input.md-search__input').send_keys('LearnedAffine')
+        found = WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
+        targets = {urlsplit(a.get_attribute('href')).path for a in found}
+    assert '/nbs/00_layer/' in targets, targets
