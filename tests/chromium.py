@@ -1,5 +1,7 @@
 """Headless Chromium for the browser tests: Debian's chromium and chromedriver, with nothing to reach but 127.0.0.1."""
-import contextlib, os, shutil, tempfile
+import contextlib, importlib.util, os, shutil, tempfile
+
+import pytest
 
 CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
 HOST = '127.0.0.1'
@@ -7,6 +9,16 @@ FLAGS = ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-
          '--no-first-run', '--no-default-browser-check', '--disable-extensions', '--disable-sync',
          '--disable-background-networking', '--disable-component-update', '--disable-default-apps',
          '--disable-domain-reliability', '--no-proxy-server', f'--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}']
+
+
+def require_browser(test: str, *modules: str) -> None:
+    "Skip `test` without Chromium, its driver, selenium or one of `modules`; fail instead when AFFINE_NB_BROWSER_TEST=required."
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    missing += [name for name in ('selenium', *modules) if importlib.util.find_spec(name) is None]
+    if not missing: return
+    message = f"{test} needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -c constraints.txt -e '.[dev]')"
+    if os.environ.get('AFFINE_NB_BROWSER_TEST') == 'required': pytest.fail(f"AFFINE_NB_BROWSER_TEST=required, but {message}", pytrace=False)
+    pytest.skip(message)
 
 
 @contextlib.contextmanager

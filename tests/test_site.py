@@ -15,7 +15,6 @@ AFFINE_NB_BROWSER_TEST=required, which turns the skip into a failure.
 import contextlib
 import functools
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -29,24 +28,15 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from chromium import CHROMEDRIVER, CHROMIUM, HOST, headless_chromium
+from chromium import HOST, headless_chromium, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDE = re.compile(r'^\s*#\|\s*hide\b', re.M)         # a `#| hide` line, as a cell's code would show it
 
 
-def missing_tools() -> list[str]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    return missing + [name for name in ('mkdocs', 'material', 'mkdocs_jupyter', 'selenium') if importlib.util.find_spec(name) is None]
-
-
 @pytest.fixture(scope='module')
 def tools():
-    if missing := missing_tools():
-        message = f"the site test needs {', '.join(missing)} (pip install -c constraints.txt -e '.[dev]'; apt-get install chromium chromium-driver)"
-        if os.environ.get('AFFINE_NB_BROWSER_TEST') == 'required':
-            pytest.fail(f"AFFINE_NB_BROWSER_TEST=required, but {message}", pytrace=False)
-        pytest.skip(message)
+    require_browser('the site test', 'mkdocs', 'material', 'mkdocs_jupyter')
 
 
 def git_status() -> str | None:

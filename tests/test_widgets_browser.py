@@ -14,7 +14,6 @@ temporary folder, and autosave is off there. The kernel gets matplotlib's defaul
 MPLBACKEND is set, since under Agg a displayed Figure is only text; only 127.0.0.1 is used.
 """
 import hashlib
-import importlib.util
 import json
 import os
 import secrets
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from chromium import CHROMEDRIVER, CHROMIUM, HOST, headless_chromium
+from chromium import HOST, headless_chromium, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGETS = {'nbs/04_analysis.ipynb': ['gamma', 'beta'],                  # image_widget
@@ -41,20 +40,9 @@ STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
 STEP_TRIES = 3             # arrow presses per slider before giving up
 
 
-def missing_tools() -> list[str]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    missing += [name for name in ('selenium', 'jupyterlab') if importlib.util.find_spec(name) is None]
-    return missing
-
-
 @pytest.fixture(scope='module')
 def tools():
-    missing = missing_tools()
-    if missing:
-        message = f"browser test needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install selenium)"
-        if os.environ.get('AFFINE_NB_BROWSER_TEST') == 'required':
-            pytest.fail(f"AFFINE_NB_BROWSER_TEST=required, but {message}", pytrace=False)
-        pytest.skip(message)
+    require_browser('the widget test', 'jupyterlab')
 
 
 def free_port() -> int:
