@@ -33,7 +33,8 @@ def make_parser(recipe: str = 'default') -> argparse.ArgumentParser:
                                      "(AdamW, cross-entropy, StepLR; 3 epochs on the CPU by default) and write metrics.json, "
                                      "the weights, a checkpoint per epoch and the loss, accuracy and learning-rate curves.")
     parser.add_argument('--recipe', choices=list(PRESETS), help="the settings to start from: default (the recipe), speedrun "
-                        "(the speedrun's network and tricks, about a minute), speedrun-4s (the recipe's network, 2 epochs); "
+                        "(the speedrun's network and tricks, under a minute), speedrun-4s (the recipe's network, 2 epochs), "
+                        "speedrun-5min (16 epochs, random shifts, label smoothing, under five minutes); "
                         "`--recipe NAME --help` lists its options and defaults (default: default)")
     for f in [f for f in dataclasses.fields(preset) if f.name != 'recipe']:
         default = getattr(preset, f.name)

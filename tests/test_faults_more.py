@@ -120,7 +120,7 @@ def test_compare_refuses_what_is_no_run_or_not_comparable(tmp_path):
     status, _, err = run_in_process(compare_main, tmp_path, '--reference', reference)
     assert status == 2 and one_line(err).endswith(f"stopped after epoch 1 of 3; finish it with affine-train --resume "
                                                   f"{tmp_path / 'checkpoint.pt'}, then compare again"), err
-    speedrun = json.loads((reference.parents[1] / 'speedrun' / 'seed42' / 'metrics.json').read_text())
+    speedrun = json.loads((reference.parents[1] / 'speedrun' / 'speedrun-seed42' / 'metrics.json').read_text())
     (tmp_path / 'metrics.json').write_text(json.dumps(speedrun))
     status, _, err = run_in_process(compare_main, tmp_path, '--reference', reference)
     assert status == 2 and "not comparable: a run of the speedrun recipe" in one_line(err), err
