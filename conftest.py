@@ -15,13 +15,19 @@ def pytest_addoption(parser):
 BROWSER_TEST = 'test_widgets_respond_to_sliders'
 
 
+def run_by_the_browser_test(items) -> dict:
+    "{chapter item: the browser test item that runs that chapter cell by cell}, among `items`, where that test can run."
+    browsers = [item for item in items if getattr(item, 'originalname', item.name) == BROWSER_TEST]  # (parametrized)
+    if not browsers or not browsers[0].module.runs_here(): return {}
+    names = {path.split('/')[-1]: browser for browser in browsers for path in browser.module.WIDGETS
+             if f'[{path}]' in browser.name}
+    return {item: names[item.path.name] for item in items if isinstance(item, ChapterRun) and item.path.name in names}
+
+
 @pytest.hookimpl(trylast=True)          # after -k and -m have chosen the items
 def pytest_collection_modifyitems(config, items):
-    browser = next((item for item in items if item.name == BROWSER_TEST), None)
-    if browser is None or browser.module.missing_tools(): return
-    for item in items:
-        if isinstance(item, ChapterRun) and item.path.name in {path.split('/')[-1] for path in browser.module.WIDGETS}:
-            item.add_marker(pytest.mark.skip(reason=f"{item.path.name} runs cell by cell in {browser.nodeid}, which fails on any error"))
+    for chapter, browser in run_by_the_browser_test(items).items():
+        chapter.add_marker(pytest.mark.skip(reason=f"{chapter.path.name} runs cell by cell in {browser.nodeid}, which fails on any error"))
 
 
 def pytest_collect_file(parent, file_path):

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['PIXEL_SCALE', 'epoch_axes', 'lr_by_epoch', 'curve_figures', 'markdown_table', 'epoch_table', 'summary_table',
-           'confusion_matrix', 'most_confused', 'confused_table', 'plot_confusion', 'plot_affine', 'affine_on_image',
-           'image_figure', 'image_widget', 'image_strip']
+           'confusion_matrix', 'most_confused', 'confused_table', 'plot_confusion', 'plot_affine', 'unit_pixels',
+           'affine_on_image', 'image_figure', 'image_widget', 'image_strip']
 
 # %% ../nbs/04_analysis.ipynb #26c9c2f8
 import ipywidgets as widgets
@@ -112,12 +112,20 @@ def plot_affine(model: nn.Module) -> Figure:
     return fig
 
 # %% ../nbs/04_analysis.ipynb #cb1addfa
+def unit_pixels(image: torch.Tensor) -> torch.Tensor:
+    "`image` as float pixels in [0, 1]: a uint8 image (0..255) divided by 255, a float one in [0, 1] as it is."
+    if image.dtype == torch.uint8: return image.float() / 255
+    if image.is_floating_point() and ((image >= 0) & (image <= 1)).all(): return image.float()
+    span = f" from {image.min().item():g} to {image.max().item():g}" if image.numel() and not image.is_complex() else ""
+    raise ValueError(f"affine_on_image needs a uint8 image (0..255) or a float image in [0, 1], got "
+                     f"{image.dtype} values{span}: convert it to uint8, or divide a 0..255 float image by 255")
+
 def affine_on_image(image: torch.Tensor, gamma: float, beta: float) -> torch.Tensor:
-    "A `(28, 28)` uint8 image as floats in [0, 1], through a `LearnedAffine((1, 1, 1))` with the given γ and β."
+    "A `(28, 28)` image (uint8, or float in [0, 1]) as floats in [0, 1], through a `LearnedAffine((1, 1, 1))`."
     layer = LearnedAffine((1, 1, 1))
     with torch.no_grad():
         layer.gamma.fill_(gamma); layer.beta.fill_(beta)
-        return layer(to_float(image[None]))[0, 0]
+        return layer(unit_pixels(image)[None, None])[0, 0]
 
 PIXEL_SCALE = dict(cmap='RdBu_r', vmin=-1, vmax=1)     # 0 white, the input's 1 full red, -1 full blue, on every panel
 

@@ -7,21 +7,28 @@ __all__ = ['flag', 'make_parser', 'chosen_recipe', 'config_from_args', 'resume_p
            'out_problem', 'main', 'run_command', 'run_ranks', 'rank_main', 'timed_run']
 
 # %% ../nbs/25_cli.ipynb #7cd450df
-import argparse, atexit, contextlib, dataclasses, json, math, os, shlex, sys, tempfile, time
+import contextlib, os, signal, sys
+def _ctrl_c_while_starting(signum, frame):        # Ctrl-C while torch is imported: one line, and the end at once
+    try: sys.stderr.write("affine-train: interrupted (SIGINT) while starting; nothing was written\n")
+    finally: os._exit(128 + signum)               # (no stderr, `2>&-`, or a full one: the status says it still)
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler and hasattr(sys.modules['__main__'], '__file__'):
+    with contextlib.suppress(ValueError): signal.signal(signal.SIGINT, _ctrl_c_while_starting)   # (main thread only)
+import argparse, atexit, dataclasses, json, shlex, tempfile, time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from .integrity import DiskFull, checked_split, write_atomic
-from .distributed import TIMEOUT_S, RankFailed, RunConfig, join_group, launch, launched
+from .distributed import TIMEOUT_S, RankFailed, RunConfig, join_group, launch, launched, timeout_problem
 from .repro import OneLineParser, portable_active, portable_requested, restart_portable, train_variant
 from .hardware import cores_problems, cpu_cores, keep_freed_memory, local_processes
 from .diagnostics import NonFiniteLoss
 from .speedrun import PRESETS, fit_of, recipe_of, settings_of
 from .checkpoints import load_checkpoint
 from .runs import RunFolderError, check_run_folder, ended, resume_command, run_callbacks, train_run
-from .stops import Stopped, checkpoint_note, open_std_streams, say, stop_message, stopped_by_signals, tell
+from .stops import Stopped, checkpoint_note, open_std_streams, say, stopped, stopped_by_signals, tell
+if signal.getsignal(signal.SIGINT) is _ctrl_c_while_starting: signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # %% ../nbs/25_cli.ipynb #6577a710
 def flag(name: str) -> str: return '--' + name.replace('_', '-')
@@ -50,7 +57,7 @@ def make_parser(recipe: str = 'default') -> argparse.ArgumentParser:
                         "MKL_CBWR=COMPATIBLE): the same bits on every x86-64 CPU with AVX2, Intel or AMD, somewhat slower")
     parser.add_argument('--quiet', action='store_true', help="no progress bars")
     parser.add_argument('--timeout', type=float, default=TIMEOUT_S, metavar='SECONDS', help="with --nproc: how long a process "
-                        f"waits for the others before it stops with an error, a positive number (default {TIMEOUT_S})")
+                        f"waits for the others before it fails, a positive number up to 10**9 (default {TIMEOUT_S})")
     return parser
 
 # %% ../nbs/25_cli.ipynb #2afc276a
@@ -84,7 +91,7 @@ def config_from_args(args, parser) -> tuple[RunConfig, dict | None]:
     if args.stop_after is not None and args.stop_after < 1: problems.append(f"--stop-after must be at least 1, got {args.stop_after}")
     if args.stop_after is not None and args.stop_after > cfg.epochs:
         problems.append(f"--stop-after {args.stop_after} is past the last epoch of the run (--epochs {cfg.epochs}); give at most {cfg.epochs}")
-    if not (args.timeout > 0 and math.isfinite(args.timeout)): problems.append(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if problem := timeout_problem(args.timeout): problems.append(f"--timeout {problem}")
     if args.stop_after is not None and state is not None and args.stop_after <= state['epoch']:
         problems.append(f"--stop-after {args.stop_after}: the checkpoint is already at epoch {state['epoch']} (epochs count from the start of the run)")
     if problems: parser.error('; '.join(problems))
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None, report: bool = True) -> int:
         except (OSError, ValueError) as e: parser.error(str(e))
     try: train, test = checked_split(True, args.data, args.download), checked_split(False, args.data)
     except (OSError, ValueError, RuntimeError) as e: parser.error(f"{e} (on the command line: --data FOLDER, --download)")
+    except KeyboardInterrupt: say("affine-train: interrupted (SIGINT) while starting; nothing was written"); return 130
     if state is not None and report and rank == 0 and cores_problems(cfg):
         needed = local_processes(cfg.nproc) * cfg.threads
         say(f"affine-train: note: this run trains with {needed} threads on the {cpu_cores()} CPU core(s) here, as it started, since its "
@@ -164,8 +172,8 @@ def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) 
     "The training part of `main`: one process, or the parent of `cfg.nproc`; what is printed and the exit status."
     checkpoint = out / 'checkpoint.pt'
     try:
-        if cfg.nproc > 1 and not launched():
-            return run_ranks(cfg, [*(sys.argv[1:] if argv is None else argv), '--out', str(out)], checkpoint, args.timeout)
+        if cfg.nproc > 1 and not launched():          # each process gets --out=FOLDER: a folder named -x is no option
+            return run_ranks(cfg, [*(argv or sys.argv[1:]), f'--out={out}'], checkpoint, args.timeout, args.resume)
         keep_freed_memory()
         if launched() and not dist.is_initialized():                                     # started by torchrun
             join_group(cfg.device, args.timeout)
@@ -173,11 +181,13 @@ def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) 
         if rank == 0: model, metrics = train_run(cfg, out, train, test, resume=args.resume, stop_after=args.stop_after, quiet=args.quiet, state=state)
         else: model, metrics = fit_of(cfg)(cfg, train, test, run_callbacks(cfg, state, args.stop_after))   # only rank 0 writes
     except RunFolderError as e: parser.error(str(e))
-    except (NonFiniteLoss, DiskFull, PermissionError, Stopped) as e:
-        if rank == 0 and (report or not isinstance(e, Stopped)): say(f"\naffine-train: {stop_message(e)}; {checkpoint_note(checkpoint)}")
-        return 128 + e.signum if isinstance(e, Stopped) else 1 if isinstance(e, NonFiniteLoss) else 2
+    except (NonFiniteLoss, DiskFull, PermissionError, Stopped, MemoryError, RuntimeError) as e:
+        return stopped(e, checkpoint, args.resume, cfg.batch_size, rank == 0 and (report or not isinstance(e, Stopped)))
     if rank > 0: return 0
     last, split = metrics['history'][-1], 'validation' if getattr(cfg, 'holdout', 0) else 'test'
+    if metrics['finished'] and metrics.get('resumed_from_epoch') == cfg.epochs:      # nothing left to train
+        return tell(f"{split} accuracy {last['test_acc']:.4f} after {cfg.epochs} epochs; nothing trained: the ending "
+                    f"(model.pt, metrics.json, curves) was written again from the last checkpoint into {out}", out)
     if metrics['finished']:
         return tell(f"{split} accuracy {last['test_acc']:.4f} after {cfg.epochs} epochs in {metrics['wall_seconds']:.1f} s; "
                     f"metrics.json, model.pt, checkpoint.pt and curves in {out}", out)
@@ -185,11 +195,11 @@ def run_command(args, parser, cfg, state, out, rank, train, test, report, argv) 
                 f"continue with: affine-train {resume_command(checkpoint)}", out)
 
 # %% ../nbs/25_cli.ipynb #9e2768bf
-def run_ranks(cfg: RunConfig, argv: list[str], checkpoint: Path, timeout_s: float) -> int:
-    "`affine-train argv` in `cfg.nproc` processes that train together; the exit status of the run."
+def run_ranks(cfg: RunConfig, argv: list[str], checkpoint: Path, timeout_s: float, resumed_from=None) -> int:
+    "`affine-train argv` in `cfg.nproc` processes that train together, from `resumed_from` if given; the exit status."
     try: launch(rank_main, cfg.nproc, argv, device=cfg.device, timeout_s=timeout_s)
     except RankFailed as e:
-        say(f"affine-train: {e}; {checkpoint_note(checkpoint)}")
+        say(f"affine-train: {e}; {checkpoint_note(checkpoint, resumed_from)}")
         return e.exit_code
     return 0
 

@@ -45,23 +45,22 @@ class AffineFunction(torch.autograd.Function):
                 reduce_to(grad, beta_shape) if needs_beta else None)
 
 # %% ../nbs/12_extending.ipynb #6b58a500
-def check_op_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> None:
-    "What both the kernel and the fake kernel refuse: an `x` that does not fit `gamma`, or parameters of another dtype."
+def check_op_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.dtype:
+    "The output's dtype; raise, in the kernel and the fake kernel alike, on an `x` that does not fit `gamma` or `beta`."
     check_fits(x.shape, gamma.shape)
-    if not x.dtype == gamma.dtype == beta.dtype:
-        raise ValueError(f"affine_nb::affine needs x, gamma and beta of one dtype, got {x.dtype}, {gamma.dtype}, {beta.dtype}")
+    check_fits(x.shape, beta.shape, 'beta')
+    return torch.promote_types(torch.promote_types(x.dtype, gamma.dtype), beta.dtype)   # half x, float32 γ, β: float32
 
 # %% ../nbs/12_extending.ipynb #664e96b4
 def affine_kernel(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    "The operator's computation on real tensors."
-    check_op_inputs(x, gamma, beta)
-    return torch.addcmul(beta, x, gamma)
+    "The operator's computation on real tensors, in the dtype `check_op_inputs` returns."
+    dtype = check_op_inputs(x, gamma, beta)
+    return torch.addcmul(beta.to(dtype), x.to(dtype), gamma.to(dtype))     # `to` costs nothing where the dtype is right
 
 # %% ../nbs/12_extending.ipynb #b072d674
 def affine_fake(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     "The output the kernel would return, without computing it: what the compiler traces with."
-    check_op_inputs(x, gamma, beta)
-    return torch.empty_like(x)
+    return torch.empty_like(x, dtype=check_op_inputs(x, gamma, beta))
 
 # %% ../nbs/12_extending.ipynb #35963751
 def define_affine_op():

@@ -94,12 +94,26 @@ def _verify(raw: Path, name: str) -> None:
                          f"put the official {gz.name} beside it (it is then extracted again) or delete it and load with download=True")
 
 # %% ../nbs/20_integrity.ipynb #8d824459
+def _make_data_folder(root: Path, raw: Path) -> None:
+    "Create `raw` for a download, or say in one line why it cannot be: a file in the way, or the system's reason."
+    try: raw.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fix = f"point {DATA_ENV} (or pass root=) at a folder this user can write"
+        if file := next((p for p in (raw, *raw.parents) if os.path.lexists(p) and not p.is_dir()), None):
+            dangling = file.is_symlink() and not file.exists()
+            what = f"a link to {os.readlink(file)}, which does not exist" if dangling else "a file, not a folder"
+            raise NotADirectoryError(f"cannot download FashionMNIST into {root}: {file} is {what}; {fix}") from None
+        raise PermissionError(f"cannot download FashionMNIST into {root}: cannot create {raw} ({e.strerror}); "
+                              f"{fix}") from None
+
+# %% ../nbs/20_integrity.ipynb #261c9598
 def check_files(root=None, download: bool = False, train: bool | None = None) -> Path:
     "Make sure the four FashionMNIST files under `root` are there and extracted, those of the `train` split (all if None) verified; return the `raw` folder."
     root = data_root(root)
     raw = root / 'FashionMNIST' / 'raw'
     missing = [name for name in FILES if not (raw / name).exists() and not (raw / name[:-3]).exists()]
     if missing and download:
+        _make_data_folder(root, raw)                      # its own cause, not the network's
         from torchvision.datasets import FashionMNIST     # only here: importing torchvision slows the start of every run
         try: FashionMNIST(root, train=True, download=True)
         except Exception as e:
@@ -137,14 +151,32 @@ def temporary_name(path: Path, owner: str | None = None) -> Path:
     return path.with_name(f"{path.name}.{owner or secrets.token_hex(8)}.partial")
 
 # %% ../nbs/20_integrity.ipynb #8cf2b7a8
+_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_BINARY', 0)
+
+def _create_new(path: Path, owner: str | None) -> tuple[Path, int]:
+    "A temporary file for `path` that this call creates, never one that was there nor a link: its name and descriptor."
+    for _ in range(3):
+        partial = temporary_name(path, owner)
+        try: return partial, os.open(partial, _CREATE_NEW, 0o666)            # 0o666 less the umask, as open() does
+        except FileExistsError:
+            if owner is None: continue                                       # a random name taken: draw another
+            try: partial.unlink()            # the owner's own name, stale or planted: a link goes, never its target
+            except OSError: owner = None                                     # (a folder there): random names instead
+    raise FileExistsError(errno.EEXIST, f"cannot create a temporary file for {path.name} in {path.parent}: "
+                                        f"each name tried was taken")
+
+# %% ../nbs/20_integrity.ipynb #40551d66
 def write_atomic(data: bytes, path: Path, owner: str | None = None) -> None:
-    "Write `data` to `path` through a temporary file in the same folder, so that `path` is always the old or the new file."
-    path = Path(path)
-    partial = temporary_name(path, owner)
+    """Write `data` to `path` through a new temporary file in the same folder, so that `path` is always the old or the
+    new file. `owner`: the identity of the run that holds the folder's lock, so that a file of its temporary name is
+    a dead attempt of its own, or planted, and is removed."""
+    path, partial = Path(path), None
     try:
-        with open(partial, 'wb') as f:
+        partial, fd = _create_new(path, owner)
+        with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(partial, path)
+        os.replace(partial, path)                 # a link at `path` is replaced itself: its target is never written
+        partial = None
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFull(e.errno, f"no space left on {path.parent} to write {path.name} ({e.strerror})") from None
@@ -155,7 +187,8 @@ def write_atomic(data: bytes, path: Path, owner: str | None = None) -> None:
             raise PermissionError(e.errno, f"cannot write {path.name} in {path.parent} ({e.strerror})") from None
         raise
     finally:
-        with contextlib.suppress(OSError): partial.unlink(missing_ok=True)
+        if partial is not None:                   # only the file this call created
+            with contextlib.suppress(OSError): partial.unlink(missing_ok=True)
 
 def save_atomic(obj, path: Path, owner: str | None = None) -> None:
     "`torch.save` to `path` atomically (see `write_atomic`)."

@@ -20,18 +20,20 @@ def affine_shape(shape) -> tuple[int, ...]:
     return dims
 
 # %% ../nbs/00_layer.ipynb #6de0a538
-def check_fits(x_shape, shape) -> None:
-    "Raise a `ValueError` unless an input of `x_shape` keeps its shape when scaled by a parameter of `shape`."
+def check_fits(x_shape, shape, what: str | None = None) -> None:
+    "Raise a `ValueError` unless an input of `x_shape` keeps its shape with a parameter of `shape` (named `what`)."
     n = len(shape)
     trailing = tuple(x_shape)[len(x_shape) - n:]
     if len(x_shape) < n or any(p not in (1, d) for p, d in zip(shape, trailing)):
-        raise ValueError(f"LearnedAffine{tuple(shape)} cannot take an input of shape {tuple(x_shape)}: "
-                         f"its last {n} dimension(s) must equal {tuple(shape)} (a 1 in the layer's shape matches any size)")
+        owner = f"LearnedAffine{tuple(shape)}" if what is None else f"{what} of shape {tuple(shape)}"
+        raise ValueError(f"{owner} cannot take an input of shape {tuple(x_shape)}: its last {n} dimension(s) must "
+                         f"equal {tuple(shape)} (a 1 in {what or 'the layer'}'s shape matches any size)")
 
 # %% ../nbs/00_layer.ipynb #4454f814
 def affine(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     "`x * gamma + beta`, with `gamma` and `beta` broadcast over the leading dimensions of `x` (whose shape it keeps)."
     check_fits(x.shape, gamma.shape)
+    check_fits(x.shape, beta.shape, 'beta')
     return torch.addcmul(beta, x, gamma)
 
 # %% ../nbs/00_layer.ipynb #5e0c8a41

@@ -17,7 +17,7 @@ from torch import nn
 
 from .analysis import confusion_matrix
 from .data import CLASSES, Split, to_float
-from .layer import affine, affine_layers
+from .layer import affine_layers
 from .training import evaluate, predict
 
 # %% ../nbs/17_probe.ipynb #a350dfb7
@@ -45,16 +45,32 @@ def ablate_affine(model: nn.Module, split: Split) -> dict[str, float]:
         results[reset_label(reset)] = evaluate(clone, split)[1]
     return results
 
+# %% ../nbs/17_probe.ipynb #5b1e0c7d
+def _interpret_layers(summary: dict, ablation: dict, reliance: str) -> str:
+    "`interpret_affine` for any other set of `LearnedAffine` layers (the speedrun network's): a clause for each."
+    trained, both = ablation['trained'], ablation[reset_label(summary)]
+    layers = "; ".join(f"{name} ({s['size']} values): γ from {s['gamma_min']:.2f} to {s['gamma_max']:.2f} "
+                       f"(mean {s['gamma_mean']:.2f}), β from {s['beta_min']:.2f} to {s['beta_max']:.2f} "
+                       f"({s['beta_negative']} negative), {ablation[reset_label([name])]:.4f} with it reset"
+                       for name, s in summary.items())
+    return (f"The {len(summary)} `LearnedAffine` layers ended with these γ and β, and this test accuracy when only "
+            f"that layer is set back to γ = 1 and β = 0: {layers}. Setting γ back to 1 and β to 0 in all of them, "
+            f"without retraining, changes test accuracy from {trained:.4f} to {both:.4f} ({both - trained:+.4f}): "
+            f"{reliance}.")
+
 # %% ../nbs/17_probe.ipynb #4203a6ea
 def interpret_affine(summary: dict, ablation: dict) -> str:
     "One paragraph on what the `LearnedAffine` layers learned, from `affine_summary` and `ablate_affine`; every claim is computed."
-    conv_name, hidden_name = (next(name for name, stats in summary.items() if len(stats['shape']) == dims) for dims in (3, 1))
-    conv, hidden = summary[conv_name], summary[hidden_name]
-    gamma_move, beta_move = max(abs(hidden['gamma_min'] - 1), abs(hidden['gamma_max'] - 1)), max(abs(hidden['beta_min']), abs(hidden['beta_max']))
+    if not summary: raise ValueError("interpret_affine needs a model with a LearnedAffine layer; this one has none")
     trained, both = ablation['trained'], ablation[reset_label(summary)]
     drop = trained - both
     reliance = ("the rest of the network was trained around these values and depends on them" if drop > 0.002 else
                 "the rest of the network hardly depends on them")
+    if sorted(len(stats['shape']) for stats in summary.values()) != [1, 3]:     # not one per-channel, one hidden layer
+        return _interpret_layers(summary, ablation, reliance)
+    conv_name, hidden_name = (next(name for name, stats in summary.items() if len(stats['shape']) == dims) for dims in (3, 1))
+    conv, hidden = summary[conv_name], summary[hidden_name]
+    gamma_move, beta_move = max(abs(hidden['gamma_min'] - 1), abs(hidden['gamma_max'] - 1)), max(abs(hidden['beta_min']), abs(hidden['beta_max']))
     return (f"The per-channel layer behind the convolution ended with gains γ from {conv['gamma_min']:.2f} to {conv['gamma_max']:.2f} "
             f"(mean {conv['gamma_mean']:.2f}) and shifts β from {conv['beta_min']:.2f} to {conv['beta_max']:.2f}. The convolution has no "
             f"bias, so β is each channel's threshold before the ReLU: {conv['beta_negative']} of {conv['size']} channels learned a "
@@ -68,19 +84,25 @@ def interpret_affine(summary: dict, ablation: dict) -> str:
 # %% ../nbs/17_probe.ipynb #6b07265b
 class AffineProbe:
     "Re-evaluate `model` on `split` with the γ of one `LearnedAffine` scaled and its β shifted, fast."
-    def __init__(self, model: nn.Sequential, split: Split, layer: str):
-        index = [name for name, _ in model.named_children()].index(layer)
-        self.layer, self.labels = getattr(model, layer), split.labels
-        self.after = model[index + 1:]
+    def __init__(self, model: nn.Module, split: Split, layer: str):
+        layers = affine_layers(model)
+        if layer not in layers:
+            raise ValueError(f"AffineProbe: the model has no LearnedAffine named {layer!r}; "
+                             f"its LearnedAffine layers are {', '.join(map(repr, layers)) or 'none'}")
+        self.layer, self.name, self.labels = layers[layer], layer, split.labels
         model.eval()
-        with torch.no_grad(): self.before = model[:index](to_float(split.images))   # run once
+        self.before, self.after = to_float(split.images), model           # any model: run whole on each call
+        if isinstance(model, nn.Sequential):       # the top-level children before the one holding the layer: run once
+            index = [name for name, _ in model.named_children()].index(layer.split('.')[0])
+            with torch.no_grad(): self.before, self.after = model[:index](self.before), model[index:]
 
     @torch.no_grad()
     def predict(self, gamma_scale: float = 1.0, beta_shift: float = 0.0) -> torch.Tensor:
         "Predicted classes with γ·`gamma_scale` and β+`beta_shift` in the chosen layer."
         gamma, beta = self.layer.gamma * gamma_scale, self.layer.beta + beta_shift
+        values = {f'{self.name}.gamma': gamma, f'{self.name}.beta': beta}      # swapped in for this call only
         self.after.eval()
-        return self.after(affine(self.before, gamma, beta)).argmax(1)
+        return torch.func.functional_call(self.after, values, (self.before,)).argmax(1)
 
     def accuracy(self, gamma_scale: float = 1.0, beta_shift: float = 0.0) -> float:
         return (self.predict(gamma_scale, beta_shift) == self.labels).float().mean().item()

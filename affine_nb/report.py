@@ -5,16 +5,14 @@
 # %% auto #0
 __all__ = ['TEST_STEP', 'machine', 'recipe', 'run_section', 'layer_section', 'lessons_section', 'metrics_markdown',
            'experiments_markdown', 'steps_section', 'exact_bullets', 'exactness_section', 'tolerance_section',
-           'repro_markdown', 'readme']
+           'repro_markdown']
 
 # %% ../nbs/26_report.ipynb #ecf0062e
-import re, shlex
+import shlex
 from configparser import ConfigParser
 from pathlib import Path
 
-import nbformat
 import torch
-from nbconvert import MarkdownExporter
 
 from .experiments import SEEDS, conclusions, results_table
 from .analysis import confused_table, epoch_table, markdown_table, most_confused, summary_table
@@ -203,17 +201,3 @@ def repro_markdown(reference: dict, kernel_runs: dict[str, dict], seed_groups: d
         f"## What to expect\n\nSeed {reference['config']['seed']}, {reference['environment']['threads']} CPU threads, deterministic "
         f"algorithms, portable mode\n(ATen {kernels['cpu_capability']}, oneDNN {kernels['onednn_max_isa']}, MKL_CBWR {kernels['mkl_cbwr']}), "
         f"on {machine(reference)}:", summary_table(reference)]).rstrip('\n') + '\n'
-
-# %% ../nbs/26_report.ipynb #7ffab8d7
-def readme(root: Path, generated: dict[Path, str]) -> str:
-    "README.md from nbs/index.ipynb, with `<!-- include: PATH -->` lines replaced by the (generated) file at PATH."
-    nb = nbformat.read(root / 'nbs' / 'index.ipynb', as_version=4)
-    nb.cells = [c for c in nb.cells if not c.source.lstrip().startswith('#| hide')]
-    body, _ = MarkdownExporter(exclude_output=True).from_notebook_node(nb)
-    def include(match):
-        path = root / match.group(1)
-        text = generated.get(path) or (path.read_text() if path.exists() else f"*({match.group(1)} has not been generated yet)*")
-        return text.rstrip('\n')
-    body = re.sub(r'<!-- include: (\S+) -->', include, body)
-    body = body.replace('](../figures/', '](figures/').replace('](../', '](')
-    return re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'

@@ -4,19 +4,20 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'CURVES', 'TEMPORARY', 'RunFolderError', 'same_folder', 'temporary', 'resume_command', 'owner_problem',
-           'folder_problem', 'check_run_folder', 'make_folders', 'lock_folder', 'claimed_folder', 'write_ending',
-           'run_callbacks', 'kernels_problem', 'train_run', 'ended']
+           'folder_problem', 'link_problem', 'run_in', 'locked_by_run', 'enclosing_run', 'check_run_folder',
+           'make_folders', 'lock_folder', 'claimed_folder', 'write_ending', 'run_callbacks', 'kernels_problem',
+           'train_run', 'ended']
 
 # %% ../nbs/23_runs.ipynb #007bf43e
-import contextlib, json, os, re, shlex
+import contextlib, errno, json, os, re, shlex
 from pathlib import Path
 
 from .integrity import save_atomic, save_figure, write_atomic
-from .checkpoints import load_checkpoint, new_run_id, read_checkpoint, seal
+from .checkpoints import RUN_ID, load_checkpoint, new_run_id, read_checkpoint, seal
 from .checkpoints import EveryEpoch, Resume, StopAfter
 from .diagnostics import NonFiniteGuard
 from .analysis import curve_figures
-from .repro import RecordEnvironment, portable_active
+from .repro import RecordEnvironment, portable_active, read_json, weights_digest
 from .distributed import RunConfig
 from .speedrun import fit_of, model_of, settings_of
 from .training import weights_sha256
@@ -38,25 +39,41 @@ def temporary(name: str) -> bool:
     "Whether `name` is a run's temporary file: a file a run writes, a run's identity, `.partial`."
     return bool((m := TEMPORARY.fullmatch(name)) and m['name'] in RUN_FILES + CURVES)
 
-def resume_command(checkpoint) -> str: return f"--resume {shlex.quote(str(checkpoint))}"
+def resume_command(checkpoint) -> str:
+    "The option that continues from `checkpoint`, for a shell: quoted, and a path that starts with `-` as `./-…`."
+    path = str(checkpoint)
+    return f"--resume {shlex.quote(os.curdir + os.sep + path if path.startswith('-') else path)}"
 
 # %% ../nbs/23_runs.ipynb #527f1031
+def _past(out: Path, state: dict, resume_from, epoch: int, finished: bool) -> str:
+    "The refusal when `out` holds the run of `state` further along (at `epoch`) than `resume_from` as it was read."
+    past = f"past {resume_from} (epoch {state['epoch']})"
+    if same_folder(out / 'checkpoint.pt', resume_from):
+        past = (f"past {resume_from} as this process read it (epoch {state['epoch']}): another process went on with it "
+                f"meanwhile")
+    if finished: return f"{out} holds this run at epoch {epoch}, finished, {past}; nothing to do, nothing rewritten"
+    return f"{out} holds this run at epoch {epoch}, {past}; continue with {resume_command(out / 'checkpoint.pt')}"
+
 def owner_problem(out: Path, state: dict, resume_from) -> str | None:
-    "Why the run files in `out` are not those of the run of `state` (read from `resume_from`), or None."
+    """Why the run files in `out` are not those of the run of `state` (read from `resume_from`), or None. They are read
+    now, even the checkpoint `state` came from: another process may have gone on with the run since."""
     elsewhere = f"continue {resume_from} in a new folder: {resume_command(resume_from)} --out NEW_FOLDER"
-    if (out / 'checkpoint.pt').exists() and not same_folder(out / 'checkpoint.pt', resume_from):
+    epoch, metrics = 0, None
+    if (out / 'checkpoint.pt').exists():
         try: theirs = read_checkpoint(out / 'checkpoint.pt')
         except (OSError, ValueError) as e: return f"{out} holds a checkpoint.pt that cannot be read ({e}); {elsewhere}"
         if theirs['run'] != state['run']: return f"{out} holds another run ({theirs['run']}) than {resume_from} ({state['run']}); {elsewhere}"
-        if theirs['epoch'] > state['epoch']:
-            return f"{out} holds this run at epoch {theirs['epoch']}, past {resume_from} (epoch {state['epoch']}); continue with {resume_command(out / 'checkpoint.pt')}"
+        epoch = theirs['epoch'] if type(theirs['epoch']) is int else 0      # (read, not load_checkpoint'ed)
     if (out / 'metrics.json').exists():
-        try: metrics = json.loads((out / 'metrics.json').read_text())
+        try: metrics = read_json(out / 'metrics.json', 'metrics.json')
         except (OSError, ValueError): metrics = None
         if not (isinstance(metrics, dict) and metrics.get('run') == state['run']): return f"{out}/metrics.json is not of this run; {elsewhere}"
     elif not (out / 'checkpoint.pt').exists(): return f"{out} holds files of a run without its checkpoint.pt or metrics.json; {elsewhere}"
-    return None
+    finished = metrics is not None and metrics.get('finished') is True
+    if finished and type(metrics.get('epochs_done')) is int: epoch = max(epoch, metrics['epochs_done'])
+    return _past(out, state, resume_from, epoch, finished) if epoch > state['epoch'] else None
 
+# %% ../nbs/23_runs.ipynb #5087fa68
 def folder_problem(out: Path, state: dict | None = None, resume_from=None) -> str | None:
     "Why the existing folder `out` cannot take this run (a fresh one if `state` is None), or None."
     names = sorted(p.name for p in out.iterdir())
@@ -71,14 +88,66 @@ def folder_problem(out: Path, state: dict | None = None, resume_from=None) -> st
     return owner_problem(out, state, resume_from) if state is not None and held else None
 
 # %% ../nbs/23_runs.ipynb #da1b1f5b
+def link_problem(out: Path) -> str | None:
+    "Why `out`, or a folder above it, is a symbolic link that leads to no folder: to nothing, or round a loop; or None."
+    for link in (p for p in (out, *out.parents) if p.is_symlink()):
+        try: os.stat(link)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                chain, p = [], link
+                while p.is_symlink() and p not in chain and len(chain) < 8:
+                    chain.append(p); p = p.parent / os.readlink(p)      # (a relative target: from the link's folder)
+                return (f"{link} is a loop of symbolic links ({' -> '.join(map(str, chain + [p]))}), which leads to no "
+                        f"folder; point it at a folder, or give another --out")
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return (f"{link} is a symbolic link to {os.readlink(link)}, which does not exist; create that folder, "
+                        f"or give another --out")
+    return None
+
+# %% ../nbs/23_runs.ipynb #eae78d89
+def run_in(folder: Path) -> str | None:
+    "The identity of the run whose files `folder` holds (its metrics.json or checkpoint.pt says), or None."
+    with contextlib.suppress(OSError, ValueError):
+        metrics = read_json(folder / 'metrics.json', 'metrics.json')
+        if isinstance(metrics, dict) and isinstance(run := metrics.get('run'), str) and RUN_ID.fullmatch(run):
+            return run
+    with contextlib.suppress(OSError, ValueError):
+        checkpoint = folder / 'checkpoint.pt'
+        if checkpoint.is_file() and isinstance(run := read_checkpoint(checkpoint)['run'], str): return run
+    return None
+
+def locked_by_run(folder: Path) -> bool:
+    "Whether a run holds the lock of `folder` (asked without waiting, and let go at once)."
+    if fcntl is None: return False
+    try: fd = os.open(folder, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_DIRECTORY', 0))     # a folder, never a FIFO
+    except OSError: return False
+    try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB); return False
+    except BlockingIOError: return True
+    except OSError: return False
+    finally: os.close(fd)
+
+# %% ../nbs/23_runs.ipynb #ba5f63e2
+def enclosing_run(out: Path) -> str | None:
+    "Why `out` cannot be a run's folder where it is: inside another run's folder, or one being written; or None."
+    try: where = Path(out).resolve()
+    except (OSError, RuntimeError): return None                            # (links that loop: `link_problem` says so)
+    for folder in where.parents:
+        if run := run_in(folder):
+            return (f"{out} is inside {folder}, the folder of run {run}, which must hold only its own files; "
+                    f"give an --out outside it")
+        if locked_by_run(folder):
+            return f"{out} is inside {folder}, which a run is writing into; give an --out outside it"
+    return None
+
+# %% ../nbs/23_runs.ipynb #b402f073
 def check_run_folder(out: Path, resume_from=None, state: dict | None = None) -> None:
     "Raise unless `out` can take this run: empty or absent for a fresh one, holding only its own run's files for one resumed from `resume_from`."
     out = Path(out)
     if resume_from is not None and state is None: state = load_checkpoint(resume_from)
-    if dangling := next((p for p in (out, *out.parents) if p.is_symlink() and not p.exists()), None):
-        raise RunFolderError(f"{dangling} is a symbolic link to {os.readlink(dangling)}, which does not exist; create that folder, or give another --out")
+    if problem := link_problem(out): raise RunFolderError(problem)
     if out.exists() and not out.is_dir(): raise RunFolderError(f"{out} is a file, not a folder; give a folder as --out")
     if out.is_dir() and (problem := folder_problem(out, state, resume_from)): raise RunFolderError(problem)
+    if problem := enclosing_run(out): raise RunFolderError(problem)
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise PermissionError(f"cannot write to the output folder {out}: {existing} is not a writable folder")
@@ -117,7 +186,7 @@ def claimed_folder(out: Path, resume_from=None, state: dict | None = None):
         os.close(fd)
     else: raise RunFolderError(f"{out} keeps being removed by another process; give another --out")
     try:
-        check_run_folder(out, resume_from, state)         # again, now that no other run can start here
+        check_run_folder(out, resume_from, state)         # again, now that no other run can start here: read anew
         for name in os.listdir(out):                      # a run's temporary files: no live run writes here but this one
             if temporary(name): (out / name).unlink(missing_ok=True)
         yield out
@@ -161,12 +230,15 @@ def train_run(cfg: RunConfig, out, train=None, test=None, resume=None, stop_afte
         write_ending(folder, model, metrics, run)
     return model, metrics
 
+# %% ../nbs/23_runs.ipynb #180948b3
 def ended(folder: Path, state: dict) -> bool:
-    "Whether `folder` holds the ending of the run whose last checkpoint is `state`: its finished metrics.json and its weights."
-    try: metrics = json.loads((Path(folder) / 'metrics.json').read_text())
+    """Whether `folder` holds the ending of the run whose last checkpoint is `state`: its finished metrics.json, and its
+    weights, in the checkpoint and in model.pt alike, those metrics.json records."""
+    try: metrics = read_json(Path(folder) / 'metrics.json', 'metrics.json')
     except (OSError, ValueError): return False
     if not (isinstance(metrics, dict) and metrics.get('finished') is True and metrics.get('run') == state['run'] and (Path(folder) / 'model.pt').is_file()):
         return False
     model = model_of(settings_of(state['config']))
     model.load_state_dict(state['model'])
-    return metrics.get('weights_sha256') == weights_sha256(model)
+    return metrics.get('weights_sha256') == weights_sha256(model) == weights_digest(Path(folder) / 'model.pt',
+                                                                                     state['config'])

@@ -11,10 +11,15 @@ FLAGS = ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-
          '--disable-domain-reliability', '--no-proxy-server', f'--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}']
 
 
+def missing_tools(*modules: str) -> list[str]:
+    "What a browser test lacks here: Chromium, its driver, selenium or one of `modules`."
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    return missing + [name for name in ('selenium', *modules) if importlib.util.find_spec(name) is None]
+
+
 def require_browser(test: str, *modules: str) -> None:
     "Skip `test` without Chromium, its driver, selenium or one of `modules`; fail instead when AFFINE_NB_BROWSER_TEST=required."
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    missing += [name for name in ('selenium', *modules) if importlib.util.find_spec(name) is None]
+    missing = missing_tools(*modules)
     if not missing: return
     message = f"{test} needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -c constraints.txt -e '.[dev]')"
     if os.environ.get('AFFINE_NB_BROWSER_TEST') == 'required': pytest.fail(f"AFFINE_NB_BROWSER_TEST=required, but {message}", pytrace=False)

@@ -91,7 +91,7 @@ def test_sigterm_sigint_full_disk_then_resumed(tmp_path, straight, in_process):
         assert litter(folder) == [] and not (folder / 'model.pt').exists()
 
     status, _, err = run('--resume', checkpoint, fsize=SMALL_DISK)
-    assert status == 2, err
+    assert status == 1, err
     assert one_line(err).startswith(f"affine-train: checkpoint.pt is over this process's file-size limit (ulimit -f) in {folder}")
     assert epoch_of(checkpoint) == epoch and litter(folder) == []
 
@@ -113,7 +113,7 @@ def test_killed_while_writing_the_ending_then_disk_full_then_finished(tmp_path, 
     assert status == 2 and 'already holds a run' in one_line(err), err
 
     status, _, err = run('--resume', checkpoint, fsize=SMALL_DISK)       # the disk fills while the ending is written
-    assert status == 2, err
+    assert status == 1, err
     assert one_line(err) == (f"affine-train: model.pt is over this process's file-size limit (ulimit -f) in {folder}; raise the limit; the checkpoint "
                              f"of the last epoch ({EPOCHS}) is intact: finish the run with --resume {checkpoint}")
 

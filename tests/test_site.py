@@ -3,10 +3,11 @@
 Builds the site once with the README's docs command (`mkdocs build --strict`, run by this environment's mkdocs) into a temporary folder,
 serves it on 127.0.0.1 and opens every page in one headless Chromium. A page fails on: an error in the browser's
 console, a request to any host but 127.0.0.1, a link to a page or file that the site does not have, an image that
-does not load, or the text of a hidden cell (`#| hide`) of its notebook; and the site fails when a chapter
-(nbs/*.ipynb) has no page. The second test plants each of these faults once in a copy of the site and checks that
-each is reported, and a third types into the search box and expects the layer's chapter among the results. The build
-writes nothing into the checkout but its temporary folder.
+does not load, or the text of a hidden cell (`#| hide`, in any spelling) of its notebook; and the site fails when a
+chapter (nbs/*.ipynb) has no page. The second test plants each of these faults once in a copy of the site and checks
+that each is reported, and a third types into the search box and expects the layer's chapter among the results. The
+build writes nothing into the checkout but its temporary folder. A last test, without the browser, builds a copy with
+a notebook that is not JSON and expects one line that names it.
 
 Needs mkdocs, mkdocs-material and mkdocs-jupyter (the project's dev requirements), selenium, /usr/bin/chromium and
 /usr/bin/chromedriver (Debian: chromium, chromium-driver); without them the tests are skipped, unless
@@ -15,6 +16,7 @@ AFFINE_NB_BROWSER_TEST=required, which turns the skip into a failure.
 import contextlib
 import functools
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -28,10 +30,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from affine_nb.site import directives, hidden as hidden_cell
 from chromium import HOST, headless_chromium, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-HIDE = re.compile(r'^\s*#\|\s*hide\b', re.M)         # a `#| hide` line, as a cell's code would show it
+HIDE = re.compile(r'^\s*#\s*\|\s*hide\b', re.M)      # a `#| hide` line (or `# | hide`), as a cell's code would show it
 
 
 @pytest.fixture(scope='module')
@@ -89,14 +92,15 @@ def page_of(notebook: Path) -> str:
 
 
 def hidden_lines(notebook: Path) -> list[str]:
-    """For each `#| hide` cell, the first line of its code that nothing shown of the notebook also holds (the line a
-    reader would see if the cell showed), without the cells whose every line is also shown elsewhere."""
+    """For each hidden cell (as nbdev reads its directives), the first line of its code that nothing shown of the
+    notebook also holds (the line a reader would see if the cell showed), without the cells whose every line is also
+    shown elsewhere."""
     cells = json.loads(notebook.read_text())['cells']
-    hidden = lambda c: c['cell_type'] == 'code' and HIDE.match(''.join(c['source']))
-    shown = json.dumps([c for c in cells if not hidden(c)])
+    secret = lambda c: c['cell_type'] == 'code' and hidden_cell(directives(''.join(c['source']))[0])
+    shown = json.dumps([c for c in cells if not secret(c)])
     found = []
-    for cell in filter(hidden, cells):
-        lines = [line.strip() for line in ''.join(cell['source']).splitlines() if line.strip() and not line.lstrip().startswith('#|')]
+    for cell in filter(secret, cells):
+        lines = [line.strip() for line in directives(''.join(cell['source']))[1].splitlines() if line.strip()]
         found += [line for line in lines if json.dumps(line)[1:-1] not in shown][:1]
     return found
 
@@ -192,3 +196,20 @@ def test_search_works_offline(site, browser):
         found = WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
         targets = {urlsplit(a.get_attribute('href')).path for a in found}
     assert '/nbs/00_layer/' in targets, targets
+
+
+def test_a_broken_notebook_is_named_in_one_line(tmp_path):
+    "A notebook that is not JSON stops the build with one line that names it, no traceback, and exit status 2."
+    pytest.importorskip('mkdocs'), pytest.importorskip('material'), pytest.importorskip('mkdocs_jupyter')
+    hook = Path(importlib.util.find_spec('affine_nb.site').origin)            # the hook of the affine_nb on the path
+    for path, source in [('mkdocs.yml', ROOT / 'mkdocs.yml'), ('affine_nb/site.py', hook), ('nbs/index.ipynb', None)]:
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        shutil.copy(source or ROOT / path, tmp_path / path)
+    (tmp_path / 'nbs' / '05_broken.ipynb').write_text('{"cells": [')
+    command = [sys.executable, '-m', 'mkdocs', 'build', '--strict', '-d', str(tmp_path / 'site')]
+    build = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
+    output = build.stdout + build.stderr
+    said = [line for line in output.splitlines() if '05_broken' in line]
+    assert (build.returncode, len(said), 'Traceback' in output) == (2, 1, False), output[-3000:]
+    assert said[0].startswith('nbs/05_broken.ipynb is not a notebook (Expecting value: line 1 column 12'), said

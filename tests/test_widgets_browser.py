@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from chromium import HOST, headless_chromium, require_browser
+from chromium import HOST, headless_chromium, missing_tools, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGETS = {'nbs/04_analysis.ipynb': ['gamma', 'beta'],                  # image_widget
@@ -40,9 +40,17 @@ STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
 STEP_TRIES = 3             # arrow presses per slider before giving up
 
 
+MODULES = ('jupyterlab',)     # besides Chromium, its driver and selenium
+
+
+def runs_here() -> bool:
+    "Whether this test can run here, and so runs the chapters of WIDGETS cell by cell (conftest.py skips their own run)."
+    return not missing_tools(*MODULES)
+
+
 @pytest.fixture(scope='module')
 def tools():
-    require_browser('the widget test', 'jupyterlab')
+    require_browser('the widget test', *MODULES)
 
 
 def free_port() -> int:
