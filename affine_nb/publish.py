@@ -35,7 +35,7 @@ from .probe import AffineProbe, accuracy_sweep, analyse, plot_accuracy_sweep
 from .integrity import checked_split, save_figure, write_atomic
 from .repro import KERNEL_VARIANTS, OneLineParser, portable_active, read_metrics, restart_portable, train_variant, variant_folder
 from .repro import read_json
-from .runs import RunFolderError, lock_folder, train_run
+from .runs import RunFolderError, lock_folder, locked_by_run, train_run
 from .cli import timed_run
 from .report import experiments_markdown, metrics_markdown, repro_markdown, run_section
 from .site import directives, is_false, readme
@@ -139,11 +139,8 @@ def emptied_folders(root: Path, stages=STAGES, parts=SPEEDRUN_PARTS) -> list[Pat
     return [folder for stage in STAGES if stage in stages for folder in folders.get(stage, [])]
 
 def held_folder(folders) -> Path | None:
-    "The first of `folders` that a live run holds, or None: each lock is taken and given back at once."
-    for folder in [f for f in folders if f.is_dir()]:
-        try: fd = lock_folder(folder)
-        except RunFolderError: return folder
-        if fd is not None: os.close(fd)
+    "The first of `folders` that a live run holds (`locked_by_run`), or None."
+    return next((folder for folder in folders if locked_by_run(folder)), None)
 
 # %% ../nbs/28_publish.ipynb #71a35fab
 PUBLISHING = 'AFFINE_NB_PUBLISHING'

@@ -7,12 +7,12 @@ __all__ = ['received', 'Stopped', 'stopped_by_signals', 'out_of_memory', 'stop_m
            'say', 'tell', 'stopped']
 
 # %% ../nbs/24_stops.ipynb #a297f870
-import contextlib, os, re, shlex, signal, sys, threading
+import contextlib, os, re, signal, sys, threading
 from pathlib import Path
 
 from .diagnostics import NonFiniteLoss
 from .checkpoints import load_checkpoint
-from .runs import resume_command
+from .runs import resume_command, shell_path
 
 # %% ../nbs/24_stops.ipynb #10f4758c
 class Stopped(Exception):
@@ -62,11 +62,6 @@ def stop_message(e: Exception, batch_size: int | None = None) -> str:
     return f"{e.strerror}: {e.filename}" if e.filename else e.strerror or str(e)              # (without `[Errno N]`)
 
 # %% ../nbs/24_stops.ipynb #d958cd41
-def _out_option(folder) -> str:
-    "`--out FOLDER`, quoted for the shell, a folder that starts with `-` as `./-…` (as `resume_command` writes a path)."
-    path = str(folder)
-    return f"--out {shlex.quote(os.curdir + os.sep + path if path.startswith('-') else path)}"
-
 def checkpoint_note(checkpoint: Path, resumed_from=None) -> str:
     """What is left to resume from after a run stopped early, and the options that go on from there, quoted for the
     shell. `resumed_from`: the checkpoint the run continued (and only read), named if the run saved none of its own."""
@@ -79,7 +74,7 @@ def checkpoint_note(checkpoint: Path, resumed_from=None) -> str:
             return f"no checkpoint was saved in {folder}, and the one it resumed from cannot be resumed: {e}"
         go_on = 'finish the run' if state['epoch'] == state['config']['epochs'] else 'resume'
         return (f"no checkpoint was saved in {folder}; the checkpoint it resumed from (epoch {state['epoch']}) is "
-                f"intact: {go_on} with {resume_command(resumed_from)} {_out_option(folder)}")
+                f"intact: {go_on} with {resume_command(resumed_from)} --out {shell_path(folder)}")
     except (OSError, ValueError) as e: return f"the checkpoint cannot be resumed: {e}"
     if state['epoch'] == state['config']['epochs']:
         return f"the checkpoint of the last epoch ({state['epoch']}) is intact: finish the run with {resume_command(checkpoint)}"
