@@ -27,7 +27,8 @@ def run_by_the_browser_test(items) -> dict:
 @pytest.hookimpl(trylast=True)          # after -k and -m have chosen the items
 def pytest_collection_modifyitems(config, items):
     for chapter, browser in run_by_the_browser_test(items).items():
-        chapter.add_marker(pytest.mark.skip(reason=f"{chapter.path.name} runs cell by cell in {browser.nodeid}, which fails on any error"))
+        chapter.add_marker(pytest.mark.skip(reason=f"{chapter.path.name} runs cell by cell in {browser.nodeid}, "
+                                                   f"which fails on any error"))
 
 
 def pytest_collect_file(parent, file_path):
@@ -51,7 +52,8 @@ class ChapterRun(pytest.Item):
         if not ok: raise ChapterFailed(self.path.name)
 
     def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, ChapterFailed): return f"{self.path.name} failed: its failing cell and traceback are printed above"
+        if isinstance(excinfo.value, ChapterFailed):
+            return f"{self.path.name} failed: its failing cell and traceback are printed above"
         return super().repr_failure(excinfo)
 
     def reportinfo(self): return self.path, 0, f"chapter {self.path.name}"

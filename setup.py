@@ -8,13 +8,15 @@ config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
 cfg = config['DEFAULT']
 
-required = 'lib_name lib_path version description keywords author author_email license status min_python audience language'.split()
+required = ('lib_name lib_path version description keywords author author_email license status min_python audience '
+            'language').split()
 missing = [key for key in required if key not in cfg]
 assert not missing, f'settings.ini lacks: {", ".join(missing)}'
 
 licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License'),
             'mit': ('MIT License', 'OSI Approved :: MIT License')}
-statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
+statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature',
+            '7 - Inactive']
 license_name, license_classifier = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
 setuptools.setup(

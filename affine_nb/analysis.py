@@ -5,19 +5,16 @@
 # %% auto #0
 __all__ = ['PIXEL_SCALE', 'epoch_axes', 'lr_by_epoch', 'curve_figures', 'markdown_table', 'epoch_table', 'summary_table',
            'confusion_matrix', 'most_confused', 'confused_table', 'plot_confusion', 'plot_affine', 'unit_pixels',
-           'affine_on_image', 'image_figure', 'image_widget', 'image_strip']
+           'affine_on_image', 'image_figure', 'slider_widget', 'image_widget', 'image_strip']
 
 # %% ../nbs/04_analysis.ipynb #26c9c2f8
-import ipywidgets as widgets
 import torch
-from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from .data import CLASSES, to_float
+from .data import CLASSES
 from .layer import LearnedAffine, affine_layers
-from .training import predict
 
 # %% ../nbs/04_analysis.ipynb #ea8d6d96
 def epoch_axes(fig, title: str, ylabel: str):
@@ -29,7 +26,8 @@ def epoch_axes(fig, title: str, ylabel: str):
     return ax
 
 def lr_by_epoch(metrics: dict) -> tuple[list[float], list[float]]:
-    "The learning rate of every step of a run, against the step's position in epochs (step i of n per epoch at (i+1)/n)."
+    """The learning rate of every step of a run, against the step's position in epochs
+    (step i of n per epoch at (i+1)/n)."""
     steps_per_epoch = len(metrics['lrs']) / max(len(metrics['history']), 1)
     return [(i + 1) / steps_per_epoch for i in range(len(metrics['lrs']))], metrics['lrs']
 
@@ -77,7 +75,8 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, n_classes: i
 def most_confused(cm: torch.Tensor, k: int = 5) -> list[tuple[str, str, int, float]]:
     "The `k` largest mistakes: (true class, predicted class, count, share of the true class)."
     n, off = len(cm), cm.clone().fill_diagonal_(0).flatten()
-    return [(CLASSES[i // n], CLASSES[i % n], int(off[i]), off[i].item() / cm[i // n].sum().item()) for i in off.topk(k).indices.tolist()]
+    return [(CLASSES[i // n], CLASSES[i % n], int(off[i]), off[i].item() / cm[i // n].sum().item())
+            for i in off.topk(k).indices.tolist()]
 
 def confused_table(confused: list) -> str:
     "`most_confused` as a markdown table."
@@ -90,11 +89,13 @@ def plot_confusion(cm: torch.Tensor) -> Figure:
     fig = Figure(figsize=(8.5, 7), layout='constrained')
     ax = fig.add_subplot()
     fig.colorbar(ax.imshow(cm.numpy(), cmap='Blues'), ax=ax, shrink=0.8, label='test images')
-    ax.set(title=f"Confusion matrix ({int(cm.sum()):,} test images; each row one true class)", xlabel='predicted class', ylabel='true class',
+    ax.set(title=f"Confusion matrix ({int(cm.sum()):,} test images; each row one true class)",
+           xlabel='predicted class', ylabel='true class',
            xticks=range(10), yticks=range(10), xticklabels=CLASSES, yticklabels=CLASSES)
     ax.tick_params(axis='x', labelrotation=45)
     for t in range(10):
-        for p in range(10): ax.text(p, t, int(cm[t, p]), ha='center', va='center', fontsize=8, color='white' if cm[t, p] > 0.6 * cm.max() else 'black')
+        for p in range(10): ax.text(p, t, int(cm[t, p]), ha='center', va='center', fontsize=8,
+                                    color='white' if cm[t, p] > 0.6 * cm.max() else 'black')
     return fig
 
 # %% ../nbs/04_analysis.ipynb #cbe6a83a
@@ -134,17 +135,26 @@ def image_figure(image: torch.Tensor, gamma: float, beta: float) -> Figure:
     "The image before and after, on one colour scale with its bar."
     fig = Figure(figsize=(5.5, 2.6), layout='constrained')
     axes = fig.subplots(1, 2)
-    for ax, img, title in zip(axes, (affine_on_image(image, 1, 0), affine_on_image(image, gamma, beta)), ('input x', f'γ·x + β  (γ={gamma:.2f}, β={beta:.2f})')):
+    for ax, img, title in zip(axes, (affine_on_image(image, 1, 0), affine_on_image(image, gamma, beta)),
+                              ('input x', f'γ·x + β  (γ={gamma:.2f}, β={beta:.2f})')):
         shown = ax.imshow(img.numpy(), **PIXEL_SCALE); ax.set_title(title, fontsize=9); ax.axis('off')
     fig.colorbar(shown, ax=axes, shrink=0.8, extend='both', label='pixel value')
     return fig
 
 # %% ../nbs/04_analysis.ipynb #0986b9a9
+def slider_widget(show, **sliders):
+    "`widgets.interactive` of `show`, with a slider for each keyword `name=(start, min, max)`, in steps of 0.05."
+    import ipywidgets as widgets          # here, not at the top: a training run, which draws curves, needs no widgets
+    style = {'description_width': 'initial'}
+    return widgets.interactive(show, **{name: widgets.FloatSlider(value=start, min=lo, max=hi, step=0.05, style=style)
+                                        for name, (start, lo, hi) in sliders.items()})
+
+# %% ../nbs/04_analysis.ipynb #ca7836f3
 def image_widget(image: torch.Tensor):
     "Sliders for γ and β on `image`."
+    from IPython.display import display
     def show(gamma, beta): display(image_figure(image, gamma, beta))
-    return widgets.interactive(show, gamma=widgets.FloatSlider(value=1, min=-2, max=3, step=0.05, style={'description_width': 'initial'}),
-                               beta=widgets.FloatSlider(value=0, min=-1, max=1, step=0.05, style={'description_width': 'initial'}))
+    return slider_widget(show, gamma=(1, -2, 3), beta=(0, -1, 1))
 
 # %% ../nbs/04_analysis.ipynb #68f6047c
 def image_strip(image: torch.Tensor, gammas=(-1.0, 0.5, 1.0, 2.0), betas=(-0.5, 0.0, 0.5)) -> Figure:

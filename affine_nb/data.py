@@ -21,13 +21,16 @@ SPLITS = {True: ('train', 60_000), False: ('t10k', 10_000)}   # train= -> file p
 
 # %% ../nbs/02_data.ipynb #a8ab227f
 def checkout() -> Path | None:
-    "The project's checkout (the folder with settings.ini and affine_nb/) that holds the current folder, if there is one."
+    """The project's checkout (the folder with settings.ini and affine_nb/) that holds the current folder,
+    if there is one."""
     here = Path.cwd().resolve()
-    return next((f for f in (here, *here.parents) if (f / 'settings.ini').is_file() and (f / 'affine_nb').is_dir()), None)
+    return next((f for f in (here, *here.parents) if (f / 'settings.ini').is_file() and (f / 'affine_nb').is_dir()),
+                None)
 
 # %% ../nbs/02_data.ipynb #abd657b7
 def data_root(root=None) -> Path:
-    "The folder that holds `FashionMNIST/raw/`: `root`, else `$AFFINE_NB_DATA`, else `data/` in the checkout, else `~/.cache/affine_nb`."
+    """The folder that holds `FashionMNIST/raw/`: `root`, else `$AFFINE_NB_DATA`, else `data/` in the checkout,
+    else `~/.cache/affine_nb`."""
     if root is not None: return Path(root).expanduser()
     if os.environ.get(DATA_ENV): return Path(os.environ[DATA_ENV]).expanduser()
     return checkout() / 'data' if checkout() is not None else Path.home() / '.cache' / 'affine_nb'
@@ -43,17 +46,19 @@ class Split(NamedTuple):
 
 # %% ../nbs/02_data.ipynb #86dd3ff2
 def read_idx(path: Path) -> torch.Tensor:
-    "An IDX file of unsigned bytes (gzipped if its name ends in .gz) as a tensor: 2 zero bytes, the type 0x08, the number of dimensions, each a big-endian int32, then the data."
+    """An IDX file of unsigned bytes (gzipped if its name ends in .gz) as a tensor: 2 zero bytes, the type 0x08,
+    the number of dimensions, each a big-endian int32, then the data."""
     with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f: data = bytearray(f.read())
     if len(data) < 4 or data[:3] != b'\0\0\x08': raise ValueError(f"{path} is not an IDX file of unsigned bytes")
     shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(data[3])]
     return torch.frombuffer(data, dtype=torch.uint8, offset=4 + 4 * len(shape)).view(shape)
 
 # %% ../nbs/02_data.ipynb #0961f355
-def load_split(train: bool = True, root=None) -> Split:
-    "The training (`train=True`, 60 000 images) or test split (10 000) of FashionMNIST, read from its two `.gz` files."
-    raw, prefix = data_root(root) / 'FashionMNIST' / 'raw', SPLITS[train][0]
-    return Split(read_idx(raw / f'{prefix}-images-idx3-ubyte.gz'), read_idx(raw / f'{prefix}-labels-idx1-ubyte.gz').long())
+def load_split(training: bool = True, root=None) -> Split:
+    "The training (`training=True`, 60 000 images) or test split (10 000) of FashionMNIST, from its two `.gz` files."
+    raw, prefix = data_root(root) / 'FashionMNIST' / 'raw', SPLITS[training][0]
+    return Split(read_idx(raw / f'{prefix}-images-idx3-ubyte.gz'),
+                 read_idx(raw / f'{prefix}-labels-idx1-ubyte.gz').long())
 
 # %% ../nbs/02_data.ipynb #ed8359be
 def plot_samples(split: Split, per_class: int = 4):
@@ -63,7 +68,8 @@ def plot_samples(split: Split, per_class: int = 4):
     for label, name in enumerate(CLASSES):
         axes[0, label].set_title(name, fontsize=9)
         for ax, index in zip(axes[:, label], (split.labels == label).nonzero().flatten()[:per_class]):
-            ax.imshow(split.images[index].numpy(), cmap='gray_r', vmin=0, vmax=255); ax.set_xticks([]); ax.set_yticks([])
+            ax.imshow(split.images[index].numpy(), cmap='gray_r', vmin=0, vmax=255)
+            ax.set_xticks([]); ax.set_yticks([])
     fig.suptitle('FashionMNIST: the first training images of each class')
     fig.tight_layout()
     return fig

@@ -15,7 +15,8 @@ from .layer import LearnedAffine, check_fits
 
 # %% ../nbs/12_extending.ipynb #4919260f
 def reduce_to(grad: torch.Tensor, shape) -> torch.Tensor:
-    "Sum `grad`, the gradient of a broadcast result, back to `shape`: over the leading dimensions `shape` lacks, and over its 1s."
+    """Sum `grad`, the gradient of a broadcast result, back to `shape`: over the leading dimensions `shape` lacks,
+    and over its 1s."""
     lead = grad.dim() - len(shape)
     if lead: grad = grad.sum(tuple(range(lead)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
@@ -32,7 +33,8 @@ class AffineFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         x, gamma, beta = inputs
         needs_x, needs_gamma = ctx.needs_input_grad[:2]
-        ctx.save_for_backward(x if needs_gamma else None, gamma if needs_x else None)  # dγ reads x, dx reads γ, dβ neither
+        # dγ reads x, dx reads γ, dβ neither
+        ctx.save_for_backward(x if needs_gamma else None, gamma if needs_x else None)
         ctx.shapes = x.shape, gamma.shape, beta.shape
 
     @staticmethod
@@ -64,12 +66,14 @@ def affine_fake(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> tor
 
 # %% ../nbs/12_extending.ipynb #35963751
 def define_affine_op():
-    "The custom operator `affine_nb::affine`: registered with its fake kernel and backward on the first call, looked up after."
+    """The custom operator `affine_nb::affine`: registered with its fake kernel and backward on the first call,
+    looked up after."""
     if not hasattr(torch.ops.affine_nb, 'affine'):
         op = torch.library.custom_op('affine_nb::affine', affine_kernel, mutates_args=())
         op.register_fake(affine_fake)
         op.register_autograd(AffineFunction.backward, setup_context=AffineFunction.setup_context)
-        for device in ('cpu', 'cuda'):       # under autocast, compute in float32, as addcmul does with a bf16 x and float32 γ, β
+        # under autocast, compute in float32, as addcmul does with a bf16 x and float32 γ, β
+        for device in ('cpu', 'cuda'):
             torch.library.register_autocast('affine_nb::affine', device, torch.float32)
     return torch.ops.affine_nb.affine
 
@@ -91,7 +95,8 @@ class OpAffine(LearnedAffine):
 AFFINE_IMPLS = {'autograd': LearnedAffine, 'function': FunctionAffine, 'op': OpAffine}
 
 def use_impl(model: nn.Module, impl: str) -> nn.Module:
-    "`model`, with every `LearnedAffine` in it computed by `impl` ('autograd', 'function' or 'op'): the same parameters, another class."
+    """`model`, with every `LearnedAffine` in it computed by `impl` ('autograd', 'function' or 'op'):
+    the same parameters, another class."""
     if impl not in AFFINE_IMPLS: raise ValueError(f"impl must be one of {', '.join(AFFINE_IMPLS)}, got {impl!r}")
     for module in model.modules():
         if isinstance(module, LearnedAffine): module.__class__ = AFFINE_IMPLS[impl]
@@ -109,13 +114,14 @@ def saved_bytes(f, *inputs) -> int:
 
 # %% ../nbs/12_extending.ipynb #1b7b4167
 def benchmark_impls(x_shape=(128, 16, 14, 14), repeats: int = 5, steps: int = 10) -> list[dict]:
-    "For each impl, on a per-channel `LearnedAffine`: median milliseconds of one forward+backward, and bytes saved for backward."
+    """For each impl, on a per-channel `LearnedAffine`: median milliseconds of one forward+backward,
+    and bytes saved for backward."""
     layer, x = LearnedAffine((x_shape[1], 1, 1)), torch.randn(x_shape, requires_grad=True)
     grad, rows = torch.randn(x_shape), []
     for impl in AFFINE_IMPLS:
         use_impl(layer, impl)
         step = lambda: torch.autograd.grad(layer(x), (x, layer.gamma, layer.beta), grad)
-        step()                                                          # the first call pays for imports and allocations
+        step()                                                         # the first call pays for imports and allocations
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -126,7 +132,8 @@ def benchmark_impls(x_shape=(128, 16, 14, 14), repeats: int = 5, steps: int = 10
 
 # %% ../nbs/12_extending.ipynb #6c121369
 def parameters_without_grad(module: nn.Module, x: torch.Tensor) -> list[str]:
-    "Names of the trainable parameters of `module` that get no gradient from `module(x).sum()`: cut from the graph, or unused."
+    """Names of the trainable parameters of `module` that get no gradient from `module(x).sum()`:
+    cut from the graph, or unused."""
     module.zero_grad(set_to_none=True)
     module(x).sum().backward()
     return [name for name, p in module.named_parameters() if p.requires_grad and p.grad is None]

@@ -13,7 +13,8 @@ from torch import nn
 def _is_size(d) -> bool: return isinstance(d, int) and not isinstance(d, bool) and d > 0
 
 def affine_shape(shape) -> tuple[int, ...]:
-    "`shape` as a tuple of positive ints; an int `n` means `(n,)`. Anything else (a float, a bool, a tensor) is refused."
+    """`shape` as a tuple of positive ints; an int `n` means `(n,)`.
+    Anything else (a float, a bool, a tensor) is refused."""
     dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,) if _is_size(shape) else ()
     if not dims or not all(_is_size(d) for d in dims):
         raise ValueError(f"LearnedAffine needs a positive int or a tuple of positive ints as its shape, got {shape!r}")

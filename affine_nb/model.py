@@ -11,7 +11,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .layer import LearnedAffine, affine_layers
+from .layer import LearnedAffine
 
 # %% ../nbs/01_model.ipynb #783ad66a
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530   # of FashionMNIST's training pixels in [0, 1]; the data chapter measures them
@@ -30,7 +30,8 @@ class Standardize(nn.Module):
 
 # %% ../nbs/01_model.ipynb #d015ecc4
 def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n_classes: int = 10) -> nn.Sequential:
-    "The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits. `batchnorm` adds `BatchNorm1d` right after the hidden `LearnedAffine`."
+    """The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits.
+    `batchnorm` adds `BatchNorm1d` right after the hidden `LearnedAffine`."""
     layers = [('standardize', Standardize()),
               ('conv', nn.Conv2d(1, channels, kernel_size=4, stride=2, padding=1, bias=False)),  # 28x28 -> 14x14
               ('conv_affine', LearnedAffine((channels, 1, 1))),
@@ -50,7 +51,8 @@ def count_parameters(model: nn.Module) -> int:
 
 # %% ../nbs/01_model.ipynb #93b76aa6
 def parameter_summary(model: nn.Module) -> list[tuple[str, str, int, float]]:
-    "One row per module that holds trainable parameters itself: (name, type, number of parameters, share of all), in model order."
+    """One row per module that holds trainable parameters itself: (name, type, number of parameters, share of all),
+    in model order."""
     total = count_parameters(model)
     counts = [(name, type(module).__name__, sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad))
               for name, module in model.named_modules()]

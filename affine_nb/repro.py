@@ -6,12 +6,11 @@
 __all__ = ['PORTABLE_ENV', 'KEY_FIELDS', 'TOLERANCE', 'JSON_LIMIT', 'KERNEL_VARIANTS', 'PINS', 'portable_requested',
            'portable_active', 'kernel_fingerprint', 'environment', 'RecordEnvironment', 'portable_env',
            'restart_portable', 'run_portable', 'kernel_key', 'key_differences', 'final', 'not_comparable',
-           'compare_runs', 'OneLineParser', 'default_reference', 'read_json', 'read_metrics', 'weights_digest',
-           'weights_problem', 'compare_main', 'variant_folder', 'train_variant', 'kernel_table', 'largest_differences',
-           'seed_spread']
+           'compare_runs', 'default_reference', 'read_json', 'read_metrics', 'weights_digest', 'weights_problem',
+           'compare_main', 'variant_folder', 'train_variant', 'kernel_table', 'largest_differences', 'seed_spread']
 
 # %% ../nbs/21_reproducibility.ipynb #082b0f92
-import argparse, getpass, json, os, platform, re, stat, subprocess, sys, tempfile, warnings
+import argparse, dataclasses, getpass, json, os, platform, re, stat, subprocess, sys, tempfile, warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from .data import checkout
 from .analysis import markdown_table
 from .training import Callback, weights_sha256
 from .hardware import cpu_info
-from .speedrun import model_of, recipe_of, settings_of
+from .config import OneLineParser, RunConfig
 
 # %% ../nbs/21_reproducibility.ipynb #6410d65d
 PORTABLE_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'COMPATIBLE'}
@@ -38,10 +37,13 @@ def portable_active() -> bool:
 def kernel_fingerprint() -> dict:
     "What decides which CPU kernels run, and so the last bits of every result."
     blas = re.search(r'BLAS_INFO=(\w+)', torch.__config__.show())
-    return dict(cpu_capability=torch.backends.cpu.get_cpu_capability(), onednn_max_isa=os.environ.get('ONEDNN_MAX_CPU_ISA', 'default'),
-                blas=blas.group(1) if blas else 'unknown', mkl_cbwr=os.environ.get('MKL_CBWR', 'default'), portable=portable_active(),
-                threads=torch.get_num_threads(), torch=torch.__version__, numpy=np.__version__, machine=platform.machine(), cpu=cpu_info())
+    return dict(cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                onednn_max_isa=os.environ.get('ONEDNN_MAX_CPU_ISA', 'default'),
+                blas=blas.group(1) if blas else 'unknown', mkl_cbwr=os.environ.get('MKL_CBWR', 'default'),
+                portable=portable_active(), threads=torch.get_num_threads(), torch=torch.__version__,
+                numpy=np.__version__, machine=platform.machine(), cpu=cpu_info())
 
+# %% ../nbs/21_reproducibility.ipynb #0fc47450
 def environment() -> dict:
     "Library versions, the machine and the kernel fingerprint, for the record."
     kernels = kernel_fingerprint()
@@ -50,7 +52,8 @@ def environment() -> dict:
                 cpu=kernels['cpu']['name'], cpu_count=os.cpu_count(), threads=torch.get_num_threads(), kernels=kernels)
 
 class RecordEnvironment(Callback):
-    "Add `environment()` to the run's metrics, at the end of the run: what two runs must share to be compared bit for bit."
+    """Add `environment()` to the run's metrics, at the end of the run: what two runs must share to be compared bit for
+    bit."""
     def after_fit(self, learn): learn.records['environment'] = environment()
 
 # %% ../nbs/21_reproducibility.ipynb #856232df
@@ -67,19 +70,19 @@ def restart_portable():
     "Start this command again from the top, in a new process image, with the portable pins set before torch starts."
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], portable_env())
 
-def run_portable() -> int:
+def run_portable(argv: list[str] | None = None) -> int:
     "The `affine-portable COMMAND [ARGS]` command: run COMMAND with the portable kernel pins set before torch starts."
-    if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
-        print("usage: affine-portable COMMAND [ARGS...]\nRuns COMMAND with " + ' '.join(f'{k}={v}' for k, v in PORTABLE_ENV.items())
-              + " (AVX2 kernels, bit-identical on every x86-64 CPU with AVX2, Intel or AMD).", file=sys.stderr)
-        return 0 if len(sys.argv) > 1 else 2
-    if not sys.argv[1].strip():                          # execvpe raises ValueError on '': refused before anything runs
-        print("affine-portable: error: the command is an empty string; give the command to run, "
-              "e.g. affine-portable affine-train --epochs 1", file=sys.stderr)
-        return 2
-    try: os.execvpe(sys.argv[1], sys.argv[1:], portable_env())
+    pins = ' '.join(f'{k}={v}' for k, v in PORTABLE_ENV.items())
+    parser = OneLineParser(prog='affine-portable', description=f"Run COMMAND with {pins} (AVX2 kernels, "
+                           "bit-identical on every x86-64 CPU with AVX2, Intel or AMD).")
+    parser.add_argument('command', help="the command to run, e.g. affine-train")
+    parser.add_argument('args', nargs=argparse.REMAINDER, help="its arguments, passed on as they are")
+    args = parser.parse_args(argv)
+    if not args.command.strip():                       # execvpe raises ValueError on '': refused before anything runs
+        parser.error("the command is an empty string; give the command to run, e.g. affine-portable affine-train")
+    try: os.execvpe(args.command, [args.command, *args.args], portable_env())
     except OSError as e:
-        print(f"affine-portable: cannot run {sys.argv[1]}: {e.strerror}", file=sys.stderr)
+        print(f"affine-portable: cannot run {args.command}: {e.strerror}", file=sys.stderr)
         return 127
 
 # %% ../nbs/21_reproducibility.ipynb #6e73a0d5
@@ -88,34 +91,39 @@ KEY_FIELDS = ('cpu_capability', 'onednn_max_isa', 'mkl_cbwr', 'blas', 'threads',
 def kernel_key(fingerprint: dict) -> dict:
     "What two runs must share to be compared bit for bit: the pinned kernels in portable mode, the CPU too otherwise."
     key = {k: fingerprint[k] for k in KEY_FIELDS}
-    vendor_free = fingerprint['portable'] and fingerprint['mkl_cbwr'] == PORTABLE_ENV['MKL_CBWR']    # older pins left MKL to the vendor
-    if not fingerprint['portable']: key['cpu'] = {k: fingerprint['cpu'][k] for k in ('vendor', 'family', 'model', 'flags')}
-    elif not vendor_free: key['cpu'] = {'vendor': fingerprint['cpu']['vendor']}
+    # older pins left MKL to the vendor
+    vendor_free = fingerprint['portable'] and fingerprint['mkl_cbwr'] == PORTABLE_ENV['MKL_CBWR']
+    if not fingerprint['portable']:
+        key['cpu'] = {k: fingerprint['cpu'][k] for k in ('vendor', 'family', 'model', 'flags')}
+    elif not vendor_free:
+        key['cpu'] = {'vendor': fingerprint['cpu']['vendor']}
     return key
 
 def key_differences(a: dict, b: dict) -> list[str]:
     "How two kernel keys differ, in words."
-    return [f"{k} {a.get(k, '-')} vs {b.get(k, '-')}" if k != 'cpu' else 'another CPU' for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [f"{k} {a.get(k, '-')} vs {b.get(k, '-')}" if k != 'cpu' else 'another CPU'
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 # %% ../nbs/21_reproducibility.ipynb #f3aa5854
-TOLERANCE = dict(test_acc=0.005, test_loss=0.01)    # final test accuracy (fraction) and test loss (nats), across kernels
+TOLERANCE = dict(test_acc=0.005, test_loss=0.01)  # final test accuracy (fraction) and test loss (nats), across kernels
 
 def final(metrics: dict) -> dict:
     "The final test accuracy and loss of a run."
     return dict(test_acc=metrics['history'][-1]['test_acc'], test_loss=metrics['history'][-1]['test_loss'])
 
 def not_comparable(run: dict, reference: dict, folder='RUN') -> str | None:
-    "Why `run` (written into `folder`) cannot be compared with `reference` at all, in one line with the way out, or None."
-    a, b = run['config'], reference['config']
-    if recipe_of(a) != recipe_of(b): return (f"not comparable: a run of the {recipe_of(a)} recipe, the reference one of the {recipe_of(b)} "
-                                             f"recipe; compare it with a reference of its own recipe and settings (--reference)")
+    """Why `run` (written into `folder`) cannot be compared with `reference` at all, in one line with the way out, or
+    None."""
+    a, b = RunConfig.from_dict(run['config']), RunConfig.from_dict(reference['config'])
     if a != b:
-        differ = ', '.join(f"{k} {a.get(k)} vs {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
-        return f"not comparable: other settings than the reference's ({differ}); compare it with a reference of the same settings (--reference)"
+        differ = ', '.join(f"{f.name} {getattr(a, f.name)} vs {getattr(b, f.name)}" for f in dataclasses.fields(a)
+                           if getattr(a, f.name) != getattr(b, f.name))
+        return (f"not comparable: other settings than the reference's ({differ}); "
+                f"compare it with a reference of the same settings (--reference)")
     if run.get('n_train') != reference.get('n_train'):
         return f"not comparable: trained on {run.get('n_train')} images, the reference on {reference.get('n_train')}"
     if run['finished'] is not True:                      # only `true` is finished: "no" is not
-        return (f"not comparable yet: the run stopped after epoch {len(run['history'])} of {a['epochs']}; finish "
+        return (f"not comparable yet: the run stopped after epoch {len(run['history'])} of {a.epochs}; finish "
                 f"it with affine-train --resume {Path(folder) / 'checkpoint.pt'}, then compare again")
 
 # %% ../nbs/21_reproducibility.ipynb #3e63bd39
@@ -128,20 +136,18 @@ def compare_runs(run: dict, reference: dict) -> tuple[str, str]:
         return 'outside', "outside tolerance: same kernels but other weights, so the run is not reproducible here"
     deltas = {k: final(run)[k] - final(reference)[k] for k in TOLERANCE}
     numbers = ', '.join(f"{k} {final(run)[k]:.4f} ({deltas[k]:+.4f}, tolerance ±{TOLERANCE[k]})" for k in TOLERANCE)
-    others = '; '.join(key_differences(kernel_key(run['environment']['kernels']), kernel_key(reference['environment']['kernels'])))
-    if all(abs(deltas[k]) <= TOLERANCE[k] for k in TOLERANCE): return 'within', f"within tolerance (other kernels: {others}): {numbers}"
+    others = '; '.join(key_differences(kernel_key(run['environment']['kernels']),
+                                       kernel_key(reference['environment']['kernels'])))
+    if all(abs(deltas[k]) <= TOLERANCE[k] for k in TOLERANCE):
+        return 'within', f"within tolerance (other kernels: {others}): {numbers}"
     return 'outside', f"outside tolerance (other kernels: {others}): {numbers}"
 
 # %% ../nbs/21_reproducibility.ipynb #9c366a55
-class OneLineParser(argparse.ArgumentParser):
-    "An argument parser whose errors are one line, `PROG: error: what is wrong`, with exit status 2; the usage stays in --help."
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
 def default_reference() -> Path:
     "`results/default/metrics.json` of the checkout that holds the current folder."
-    if checkout() is None: raise FileNotFoundError("no reference run: outside the project's checkout, name one with --reference "
-                                                   "PATH/metrics.json (the checkout's results/default/metrics.json)")
+    if checkout() is None:
+        raise FileNotFoundError("no reference run: outside the project's checkout, name one with --reference "
+                                "PATH/metrics.json (the checkout's results/default/metrics.json)")
     return checkout() / 'results' / 'default' / 'metrics.json'
 
 # %% ../nbs/21_reproducibility.ipynb #4c3781c8
@@ -171,9 +177,10 @@ def read_metrics(path) -> dict:
     path = path / 'metrics.json' if path.is_dir() else path
     try: metrics = read_json(path, 'metrics.json')
     except FileNotFoundError as e: raise FileNotFoundError(f"{e}; give a run folder or its metrics.json") from None
-    if (not isinstance(metrics, dict) or not all(k in metrics for k in ('config', 'history', 'weights_sha256', 'environment', 'finished'))
-            or not isinstance(metrics['finished'], bool) or not isinstance(metrics['history'], list) or not metrics['history']
-            or not all(isinstance(epoch, dict) for epoch in metrics['history'])
+    if (not isinstance(metrics, dict)
+            or not all(k in metrics for k in ('config', 'history', 'weights_sha256', 'environment', 'finished'))
+            or not isinstance(metrics['finished'], bool) or not isinstance(metrics['history'], list)
+            or not metrics['history'] or not all(isinstance(epoch, dict) for epoch in metrics['history'])
             or not isinstance(metrics['environment'], dict) or 'kernels' not in metrics['environment']):
         raise ValueError(f"{path} is not the metrics.json of a finished affine-train run of this version")
     return metrics
@@ -184,7 +191,7 @@ def weights_digest(path: Path, config: dict) -> str | None:
     try:
         with warnings.catch_warnings():                 # a damaged file can make torch warn before it fails
             warnings.simplefilter('ignore'); weights = torch.load(path, map_location='cpu', weights_only=True)
-        model = model_of(settings_of(config))
+        model = RunConfig.from_dict(config).make_model()
         model.load_state_dict(weights)
     except Exception: return None                     # cut short, not a weights file, another network's
     return weights_sha256(model)
@@ -205,9 +212,10 @@ def weights_problem(folder, metrics: dict) -> str | None:
 def compare_main(argv: list[str] | None = None) -> int:
     "The `affine-compare` command."
     parser = OneLineParser(prog='affine-compare', description="Compare a run with the committed reference run: "
-                                     "bit for bit when both ran the same kernels, within the measured tolerance otherwise.")
+                           "bit for bit when both ran the same kernels, within the measured tolerance otherwise.")
     parser.add_argument('run', help="a run folder (--out of affine-train) or its metrics.json")
-    parser.add_argument('--reference', default=None, help="the reference metrics.json (default: results/default/metrics.json of this checkout)")
+    parser.add_argument('--reference', default=None,
+                        help="the reference metrics.json (default: results/default/metrics.json of this checkout)")
     args = parser.parse_args(argv)
     if not args.run.strip(): parser.error("the run is an empty string; give a run folder or its metrics.json")
     try: run, reference = read_metrics(args.run), read_metrics(args.reference or default_reference())
@@ -217,9 +225,9 @@ def compare_main(argv: list[str] | None = None) -> int:
     try:
         if reason := not_comparable(run, reference, folder): parser.error(reason)      # exit status 2: not a verdict
         verdict, line = compare_runs(run, reference)
-    except (AttributeError, IndexError, KeyError, TypeError) as e:
-        parser.error(f"{args.run} or the reference is not the metrics.json of a finished affine-train run of this version "
-                     f"({type(e).__name__}: {e})")
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+        parser.error(f"{args.run} or the reference is not the metrics.json of a finished affine-train run "
+                     f"of this version ({type(e).__name__}: {e})")
     print(line)
     return 1 if verdict == 'outside' else 0
 
@@ -236,10 +244,12 @@ KERNEL_VARIANTS = {  # name -> environment set before torch starts (the portable
 }
 PINS = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_CBWR', 'MKL_ENABLE_INSTRUCTIONS', 'TORCHINDUCTOR_CACHE_DIR')
 
-def variant_folder(name: str) -> str: return name.replace(', ', '-').replace(' + ', '-').replace(' ', '-').replace('=', '-').lower()
+def variant_folder(name: str) -> str:
+    return name.replace(', ', '-').replace(' + ', '-').replace(' ', '-').replace('=', '-').lower()
 
 def train_variant(name: str, out: Path, extra_args=()) -> dict:
-    "Train the default recipe in a fresh `affine-train` process with the kernel settings of variant `name`; its metrics."
+    """Train the default recipe in a fresh `affine-train` process with the kernel settings of variant `name`; its
+    metrics."""
     env = {k: v for k, v in os.environ.items() if k not in PINS} | KERNEL_VARIANTS[name]
     env['TORCHINDUCTOR_CACHE_DIR'] = str(Path(tempfile.gettempdir()) / f"torchinductor-{variant_folder(name)}")
     command = [str(Path(sys.executable).parent / 'affine-train'), '--quiet', '--out', str(out), *extra_args]
@@ -249,15 +259,19 @@ def train_variant(name: str, out: Path, extra_args=()) -> dict:
 
 # %% ../nbs/21_reproducibility.ipynb #646ed20d
 def kernel_table(runs: dict[str, dict], reference: dict) -> str:
-    "One markdown row per kernel variant: its kernels, final test accuracy and loss, their differences, and the verdict."
+    """One markdown row per kernel variant: its kernels, final test accuracy and loss, their differences, and the
+    verdict."""
     verdicts = dict(identical='bit-identical', within='within tolerance')
     rows = []
     for name, run in runs.items():
         k, f, r = run['environment']['kernels'], final(run), final(reference)
-        rows.append([name, k['cpu_capability'], k['onednn_max_isa'], k['mkl_cbwr'], f"{f['test_acc']:.4f}", f"{f['test_acc'] - r['test_acc']:+.4f}",
-                     f"{f['test_loss']:.4f}", f"{f['test_loss'] - r['test_loss']:+.4f}", f"`{run['weights_sha256'][:8]}`",
+        rows.append([name, k['cpu_capability'], k['onednn_max_isa'], k['mkl_cbwr'],
+                     f"{f['test_acc']:.4f}", f"{f['test_acc'] - r['test_acc']:+.4f}",
+                     f"{f['test_loss']:.4f}", f"{f['test_loss'] - r['test_loss']:+.4f}",
+                     f"`{run['weights_sha256'][:8]}`",
                      verdicts.get(compare_runs(run, reference)[0], 'outside tolerance')])
-    return markdown_table(['kernels', 'ATen', 'oneDNN', 'MKL_CBWR', 'test acc', 'Δ acc', 'test loss', 'Δ loss', 'weights', 'verdict'], rows)
+    return markdown_table(['kernels', 'ATen', 'oneDNN', 'MKL_CBWR', 'test acc', 'Δ acc', 'test loss', 'Δ loss',
+                           'weights', 'verdict'], rows)
 
 def largest_differences(runs: dict[str, dict], reference: dict) -> dict:
     "The largest absolute difference of the final test accuracy and loss from the reference, over `runs`."

@@ -12,9 +12,11 @@ import ast, copy, hashlib, json, logging, posixpath, re, shutil, tempfile, textw
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import nbformat
-from mkdocs.exceptions import Abort
-from nbconvert import MarkdownExporter
+try:                                     # the dev extra's: without them, `affine-publish` says what to install
+    import nbformat
+    from mkdocs.exceptions import Abort
+    from nbconvert import MarkdownExporter
+except ImportError: nbformat, Abort, MarkdownExporter = None, Exception, None
 
 log = logging.getLogger('mkdocs.hooks.affine_nb')      # under MkDocs' logger: a warning fails `mkdocs build --strict`
 
@@ -42,14 +44,17 @@ def hidden(found: dict) -> bool:
 
 # %% ../nbs/27_site.ipynb #5148192d
 def signature(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str:
-    "How a definition is called, as its source says: `def f(x: int=1) -> str`, or `class C(x, y=2)` from `__init__` or the fields."
+    """How a definition is called, as its source says: `def f(x: int=1) -> str`, or `class C(x, y=2)` from `__init__`
+    or the fields."""
     if isinstance(node, ast.ClassDef):
         init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == '__init__'), None)
         if init: args = copy.copy(init.args); args.args = args.args[1:]; params = ast.unparse(args)      # without self
-        else: params = ', '.join([ast.unparse(n) for n in node.body if isinstance(n, ast.AnnAssign)] or map(ast.unparse, node.bases))
+        else: params = ', '.join([ast.unparse(n) for n in node.body if isinstance(n, ast.AnnAssign)]
+                                 or map(ast.unparse, node.bases))
         return f"class {node.name}({params})"
     returns = f" -> {ast.unparse(node.returns)}" if node.returns else ''
-    return f"{'async ' if isinstance(node, ast.AsyncFunctionDef) else ''}def {node.name}({ast.unparse(node.args)}){returns}"
+    return (f"{'async ' if isinstance(node, ast.AsyncFunctionDef) else ''}def {node.name}"
+            f"({ast.unparse(node.args)}){returns}")
 
 def api_doc(source: str) -> str:
     "Markdown with the name, signature and docstring of every public function and class that a cell's source defines."
@@ -58,7 +63,8 @@ def api_doc(source: str) -> str:
     blocks = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith('_'):
-            line = textwrap.fill(signature(node), 72, subsequent_indent='    ', break_long_words=False, break_on_hyphens=False)
+            line = textwrap.fill(signature(node), 72, subsequent_indent='    ', break_long_words=False,
+                                 break_on_hyphens=False)
             blocks.append(f"### {node.name}\n\n```python\n{line}\n```\n\n{ast.get_docstring(node) or ''}".rstrip())
     return '\n\n'.join(blocks)
 
@@ -66,7 +72,8 @@ def api_doc(source: str) -> str:
 REMOVE = {'echo': 'remove_input', 'output': 'remove_output'}    # `#| echo: false` -> the tag that mkdocs.yml names
 
 def process_nb(nb: dict) -> dict:
-    "A notebook as the site shows it: hidden cells left out, `echo: false` and `output: false` as tags, a signature block under each exported cell."
+    """A notebook as the site shows it: hidden cells left out, `echo: false` and `output: false` as tags, a signature
+    block under each exported cell."""
     cells = []
     for cell in nb['cells']:
         cell = dict(cell, source=''.join(cell['source']))           # a saved notebook holds a list of lines
@@ -87,15 +94,18 @@ def is_relative(url: str) -> bool:
 
 def linked_files(markdown: str, folder: str) -> list[str]:
     "The paths (from the root) that the relative links of `markdown`, a page in `folder`, point to."
-    return [posixpath.normpath(posixpath.join(folder, urlsplit(url).path)) for url in re.findall(r'\]\(([^)\s]+)\)', markdown) if is_relative(url)]
+    return [posixpath.normpath(posixpath.join(folder, urlsplit(url).path))
+            for url in re.findall(r'\]\(([^)\s]+)\)', markdown) if is_relative(url)]
 
 def rewrite_links(html: str, page: str, url_of) -> str:
-    "`html` of `page` with each relative `href` and `src` made the URL of its target, `url_of(path)`; a target that is not in the site is warned about."
+    """`html` of `page` with each relative `href` and `src` made the URL of its target, `url_of(path)`; a target that
+    is not in the site is warned about."""
     def fix(m):
         parts = urlsplit(m[3])
         if not is_relative(m[3]): return m[0]
         target = posixpath.normpath(posixpath.join(posixpath.dirname(page), parts.path))
-        if (url := url_of(target)) is None: log.warning("%s links to %s, which is not in the site", page, m[3]); return m[0]
+        if (url := url_of(target)) is None:
+            log.warning("%s links to %s, which is not in the site", page, m[3]); return m[0]
         return f"{m[1]}{m[2]}{url}{'#' + parts.fragment if parts.fragment else ''}{m[2]}"
     return re.sub(r"""(<[a-zA-Z][^<>]*?\s(?:href|src)=)(["'])([^"']*)\2""", fix, html)      # in a tag, not in text
 
@@ -124,7 +134,8 @@ def nav(pages: dict[str, str]) -> list:
         if page != 'index.ipynb':
             part = PARTS.get(stem[0], 'More') if page.startswith('nbs/') and stem[:2].isdigit() else 'Results'
             parts.setdefault(part, []).append({name: page})
-    return [{'Home': 'index.ipynb'}] + [{part: parts[part]} for part in [*PARTS.values(), 'More', 'Results'] if part in parts]
+    return [{'Home': 'index.ipynb'}] + [{part: parts[part]} for part in [*PARTS.values(), 'More', 'Results']
+                                        if part in parts]
 
 # %% ../nbs/27_site.ipynb #50c8b009
 class BrokenNotebook(Abort):
@@ -143,7 +154,8 @@ def read_notebook(path: Path, root: Path) -> dict:
 
 # %% ../nbs/27_site.ipynb #751513f0
 def stage(root: Path, docs: Path) -> dict[str, str]:
-    "Write into `docs` every notebook of `root/nbs`, processed (`index.ipynb` at the top), and every file of `root` a page links to; return {page: title}."
+    """Write into `docs` every notebook of `root/nbs`, processed (`index.ipynb` at the top), and every file of `root`
+    a page links to; return {page: title}."""
     pages, linked = {}, []
     for path in sorted((root / 'nbs').glob('*.ipynb')):
         page = 'index.ipynb' if path.name == 'index.ipynb' else f'nbs/{path.name}'
@@ -179,7 +191,7 @@ def readme(root: Path, generated: dict[Path, str]) -> str:
 
 # %% ../nbs/27_site.ipynb #71b95593
 _staging = None                  # one folder for the process: `mkdocs serve` stages into it again on each change
-WIDE = '.md-grid { max-width: 90rem; }'     # the chapters' code lines, up to 150 characters, mostly without a scroll bar
+WIDE = '.md-grid { max-width: 90rem; }'    # the chapters' code lines, up to 150 characters, mostly without a scroll bar
 
 def on_config(config):
     "Stage the site into a temporary folder, make it MkDocs' `docs_dir`, and build the nav."

@@ -4,14 +4,14 @@
   own convolutions and matrix products, forward and the backward products training needs, same shapes, same
   threads, timed alone and scaled to one epoch), then one epoch of each path:
     (a) affine-train: `Batches` over in-memory uint8 tensors, `train_epoch`, fused AdamW;
-    variants of (a), what each replaced or was tried: AdamW's default (foreach) kernel, the custom operator for LearnedAffine,
-    bf16 autocast (on a CPU with native bf16), and `torch.compile` of the model;
+    variants of (a), what each replaced or was tried: AdamW's default (foreach) kernel, the custom operator for
+    LearnedAffine, bf16 autocast (on a CPU with native bf16), and `torch.compile` of the model;
     (b) the common recipe: torchvision dataset + ToTensor + DataLoader(shuffle=True) and PyTorch's default AdamW;
     (c) a bare loop of forward/backward/step over float tensors made beforehand;
 then the whole default 3-epoch `affine-train` process against the common recipe's, alternating, several times
-(imports, data loading, evaluation and files included), and one process of each preset (`--recipe default`,
-`speedrun-4s`, `speedrun`) with the seconds its training took to reach 0.90 and 0.93 test accuracy. Prints the figures and writes bench/results.json and
-bench/results.md (which README.md includes).
+(imports, data loading, evaluation and files included), and one process of each preset (`--preset default`,
+`speedrun-4s`, `speedrun`) with the seconds its training took to reach 0.90 and 0.93 test accuracy. Prints the figures
+and writes bench/results.json and bench/results.md (which README.md includes).
 
     python bench/bench_training.py [--rounds 5] [--process-rounds 3] [--data FOLDER]
 """
@@ -30,7 +30,7 @@ from affine_nb.model import make_model
 from affine_nb.repro import environment
 from affine_nb.training import Learner, Recorder
 from affine_nb.hardware import MixedPrecision, keep_freed_memory, native_bf16
-from affine_nb.distributed import RunConfig as TrainConfig
+from affine_nb.config import RunConfig
 
 HERE = Path(__file__).parent
 DEFAULT = '(a) affine-train: fused AdamW'
@@ -57,11 +57,15 @@ def product_timers(model: nn.Module, images: torch.Tensor) -> dict:
     for m, (x, y) in inputs.items():
         w, g = m.weight.detach(), torch.randn_like(y)
         if isinstance(m, nn.Conv2d):
-            args = ([m.out_channels] if m.bias is not None else None, m.stride, m.padding, m.dilation, False, [0, 0], m.groups)
-            timers[f"{type(m).__name__} {tuple(x.shape)} forward"] = lambda x=x, w=w, m=m: nn.functional.conv2d(x, w, None, m.stride, m.padding)
-            timers[f"{type(m).__name__} weight gradient"] = lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [False, True, False])
+            args = ([m.out_channels] if m.bias is not None else None, m.stride, m.padding, m.dilation, False, [0, 0],
+                    m.groups)
+            timers[f"{type(m).__name__} {tuple(x.shape)} forward"] = \
+                lambda x=x, w=w, m=m: nn.functional.conv2d(x, w, None, m.stride, m.padding)
+            timers[f"{type(m).__name__} weight gradient"] = \
+                lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [False, True, False])
             if m is not first:
-                timers[f"{type(m).__name__} input gradient"] = lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [True, False, False])
+                timers[f"{type(m).__name__} input gradient"] = \
+                    lambda x=x, w=w, g=g, a=args: torch.ops.aten.convolution_backward(g, x, w, *a, [True, False, False])
         else:
             timers[f"Linear {tuple(w.shape[::-1])} forward"] = lambda x=x, w=w: x @ w.t()
             timers[f"Linear {tuple(w.shape[::-1])} weight gradient"] = lambda x=x, g=g: g.t() @ x
@@ -70,8 +74,9 @@ def product_timers(model: nn.Module, images: torch.Tensor) -> dict:
     return timers
 
 
-def compute_bound(cfg: TrainConfig, n_train: int, repeats: int = 15) -> dict:
-    "Seconds per epoch of the model's products alone: each timed (median of `repeats` runs of 10) at the batch size, times the batches."
+def compute_bound(cfg: RunConfig, n_train: int, repeats: int = 15) -> dict:
+    """Seconds per epoch of the model's products alone: each timed (median of `repeats` runs of 10) at the batch size,
+    times the batches."""
     model = make_model(batchnorm=cfg.batchnorm)
     images = torch.rand(cfg.batch_size, 1, 28, 28)
     products = {}
@@ -135,7 +140,8 @@ def process_seconds(command, env) -> float:
 
 
 def seconds_to(metrics: dict, target: float) -> float | None:
-    "Seconds of training (each epoch's evaluation included) until the test accuracy first reached `target`; None if it never did."
+    """Seconds of training (each epoch's evaluation included) until the test accuracy first reached `target`; None if it
+    never did."""
     elapsed = 0.0
     for row in metrics['history']:
         elapsed += row['seconds']
@@ -144,22 +150,26 @@ def seconds_to(metrics: dict, target: float) -> float | None:
 
 
 def presets_run(name: str, env) -> dict:
-    "One whole `affine-train --recipe NAME` process (seed 42): its test accuracy, its seconds to 0.90 and 0.93, training and whole process."
+    """One whole `affine-train --preset NAME` process (seed 42): its test accuracy, its seconds to 0.90 and 0.93,
+    training and whole process."""
     with tempfile.TemporaryDirectory() as out:
-        process = process_seconds([str(Path(sys.executable).parent / 'affine-train'), '--recipe', name, '--quiet', '--out', out], env)
+        process = process_seconds([str(Path(sys.executable).parent / 'affine-train'), '--preset', name, '--quiet',
+                                   '--out', out], env)
         metrics = json.loads((Path(out) / 'metrics.json').read_text())
-    print(f"--recipe {name}: {metrics['test_acc']:.4f} in {process:.1f} s", flush=True)
+    print(f"--preset {name}: {metrics['test_acc']:.4f} in {process:.1f} s", flush=True)
     return dict(test_acc=metrics['test_acc'], to_090=seconds_to(metrics, 0.90), to_093=seconds_to(metrics, 0.93),
                 train=metrics['wall_seconds'], process=process)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--rounds', type=int, default=5, help="epochs timed per path, interleaved; the median is reported")
-    parser.add_argument('--process-rounds', type=int, default=3, help="whole processes timed per command, alternating (0: skip)")
+    parser.add_argument('--rounds', type=int, default=5,
+                        help="epochs timed per path, interleaved; the median is reported")
+    parser.add_argument('--process-rounds', type=int, default=3,
+                        help="whole processes timed per command, alternating (0: skip)")
     parser.add_argument('--data', default=None)
     args = parser.parse_args()
-    cfg = TrainConfig()
+    cfg = RunConfig()
     cfg.prepare()
     keep_freed_memory()             # as affine-train does at start; every path in this process gains from it
     root = check_files(args.data).parent.parent
@@ -179,8 +189,8 @@ def main():
     for name, seconds in bound['products'].items(): print(f"{name:45s} {seconds * 1e3:6.3f} ms", flush=True)
     first = {name: t[0] for name, t in times.items()}
 
-    results = dict(bound=bound, seconds_per_epoch=epochs, first_epoch=first, rounds=args.rounds, environment=environment(),
-                   native_bf16=native_bf16())
+    results = dict(bound=bound, seconds_per_epoch=epochs, first_epoch=first, rounds=args.rounds,
+                   environment=environment(), native_bf16=native_bf16())
     if args.process_rounds:
         env = dict(os.environ, AFFINE_NB_DATA=str(root))
         commands = {'affine-train': [str(Path(sys.executable).parent / 'affine-train'), '--quiet'],
@@ -189,10 +199,12 @@ def main():
         for round in range(args.process_rounds):
             for name, command in commands.items():
                 with tempfile.TemporaryDirectory() as out:
-                    seconds[name].append(process_seconds(command + (['--out', out] if name == 'affine-train' else []), env))
+                    seconds[name].append(process_seconds(command + (['--out', out] if name == 'affine-train' else []),
+                                                         env))
                 print(f"process round {round + 1}: {name:15s} {seconds[name][-1]:6.1f} s", flush=True)
         results['process_seconds'] = {name: statistics.median(s) for name, s in seconds.items()}
-        imports = [process_seconds([sys.executable, '-c', 'import affine_nb.cli, affine_nb.data'], env) for _ in range(3)]
+        imports = [process_seconds([sys.executable, '-c', 'import affine_nb.cli, affine_nb.data'], env)
+                   for _ in range(3)]
         results['process_seconds']['start and imports'] = statistics.median(imports)
         results['time_to_accuracy'] = {name: presets_run(name, env) for name in ('default', 'speedrun-4s', 'speedrun')}
     (HERE / 'results.json').write_text(json.dumps(results, indent=1) + '\n')
@@ -213,7 +225,8 @@ def results_table(r) -> str:
     compiled = '(a) with torch.compile(model)'
     warmup = r['first_epoch'][compiled] - epochs[compiled]
     saved = 3 * (ours - epochs[compiled])
-    lines += [f"`torch.compile`: {warmup:.1f} s of warm-up in the first epoch, against {saved:+.1f} s saved over 3 epochs."]
+    lines += [f"`torch.compile`: {warmup:.1f} s of warm-up in the first epoch, against {saved:+.1f} s saved over 3 "
+              f"epochs."]
     if not r['native_bf16']: lines += ["This CPU has no native bf16: the bf16 path was not timed."]
     if 'process_seconds' in r:
         p = r['process_seconds']
@@ -221,18 +234,21 @@ def results_table(r) -> str:
                   f"| `affine-train` | {p['affine-train']:.1f} |",
                   f"| common recipe (`bench/common_recipe.py`) | {p['common recipe']:.1f} |",
                   f"| ratio | **{p['common recipe'] / p['affine-train']:.2f}×** |",
-                  f"| of which each pays to start Python and import torch and torchvision | {p['start and imports']:.1f} |"]
+                  f"| of which each pays to start Python and import torch and torchvision | "
+                  f"{p['start and imports']:.1f} |"]
     if 'time_to_accuracy' in r:
         when = lambda s: '—' if s is None else f"{s:.1f}"
-        lines += ["", "| `affine-train --recipe`, seed 42 | test accuracy | training s to 0.90 | training s to 0.93 | training s | whole process s |",
+        lines += ["", "| `affine-train --preset`, seed 42 | test accuracy | training s to 0.90 | training s to 0.93 | "
+                      "training s | whole process s |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {name} | {t['test_acc']:.4f} | {when(t['to_090'])} | {when(t['to_093'])} | {t['train']:.1f} | {t['process']:.1f} |"
+        lines += [f"| {name} | {t['test_acc']:.4f} | {when(t['to_090'])} | {when(t['to_093'])} | {t['train']:.1f} | "
+                  f"{t['process']:.1f} |"
                   for name, t in r['time_to_accuracy'].items()]
         lines += ["", "Training seconds count each epoch's evaluation; — : not reached."]
     env = r['environment']
-    lines += ["", f"Measured by `python bench/bench_training.py` (median of {r['rounds']} interleaved epochs per path after a "
-              f"warm-up round; whole processes alternating) on {env['cpu']}, {env['cpu_count']} cores, {env['threads']} threads, "
-              f"torch {env['torch']}."]
+    lines += ["", f"Measured by `python bench/bench_training.py` (median of {r['rounds']} interleaved epochs per path "
+              f"after a warm-up round; whole processes alternating) on {env['cpu']}, {env['cpu_count']} cores, "
+              f"{env['threads']} threads, torch {env['torch']}."]
     return '\n'.join(lines) + '\n'
 
 

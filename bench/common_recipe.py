@@ -1,5 +1,6 @@
 """The recipe most tutorials use, as the baseline of the benchmark: torchvision's dataset object with `ToTensor`,
-a `DataLoader(shuffle=True)`, and the usual loop. Same model, batch size, optimizer settings and schedule as affine-train.
+a `DataLoader(shuffle=True)`, and the usual loop. Same model, batch size, optimizer settings and schedule as
+affine-train.
 
     python bench/common_recipe.py [--epochs 3] [--data FOLDER]
 """
@@ -13,7 +14,7 @@ from torchvision.transforms import ToTensor
 
 from affine_nb.integrity import check_files
 from affine_nb.model import make_model
-from affine_nb.distributed import RunConfig as TrainConfig
+from affine_nb.config import RunConfig
 
 
 def common_loader(root, train: bool, batch_size: int) -> DataLoader:
@@ -48,7 +49,7 @@ def main():
     parser.add_argument('--data', default=None)
     args = parser.parse_args()
     start = time.perf_counter()
-    cfg = TrainConfig(epochs=args.epochs)
+    cfg = RunConfig(epochs=args.epochs)
     cfg.prepare()
     root = check_files(args.data).parent.parent
     train, test = common_loader(root, True, cfg.batch_size), common_loader(root, False, 1000)

@@ -18,17 +18,21 @@ def missing_tools(*modules: str) -> list[str]:
 
 
 def require_browser(test: str, *modules: str) -> None:
-    "Skip `test` without Chromium, its driver, selenium or one of `modules`; fail instead when AFFINE_NB_BROWSER_TEST=required."
+    """Skip `test` without Chromium, its driver, selenium or one of `modules`; fail instead when
+    AFFINE_NB_BROWSER_TEST=required."""
     missing = missing_tools(*modules)
     if not missing: return
-    message = f"{test} needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -c constraints.txt -e '.[dev]')"
-    if os.environ.get('AFFINE_NB_BROWSER_TEST') == 'required': pytest.fail(f"AFFINE_NB_BROWSER_TEST=required, but {message}", pytrace=False)
+    message = (f"{test} needs {', '.join(missing)} (apt-get install chromium chromium-driver; "
+               f"pip install -c constraints.txt -e '.[dev]')")
+    if os.environ.get('AFFINE_NB_BROWSER_TEST') == 'required':
+        pytest.fail(f"AFFINE_NB_BROWSER_TEST=required, but {message}", pytrace=False)
     pytest.skip(message)
 
 
 @contextlib.contextmanager
 def headless_chromium(log: str | None = None, logging_prefs: dict | None = None):
-    "A selenium driver of headless Chromium (its driver's log in `log`, the browser's logs as `logging_prefs` ask), quit at the end."
+    """A selenium driver of headless Chromium (its driver's log in `log`, the browser's logs as `logging_prefs` ask),
+    quit at the end."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
@@ -37,7 +41,8 @@ def headless_chromium(log: str | None = None, logging_prefs: dict | None = None)
     if logging_prefs: options.set_capability('goog:loggingPrefs', logging_prefs)
     scratch = tempfile.mkdtemp(prefix='affine-nb-chromium-')           # short: Chromium puts a unix socket in TMPDIR
     try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=log, env=dict(os.environ, TMPDIR=scratch)), options=options)
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=log, env=dict(os.environ, TMPDIR=scratch)),
+                                  options=options)
         try: yield driver
         finally: driver.quit()
     finally:

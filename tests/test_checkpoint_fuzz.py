@@ -1,24 +1,21 @@
-"""Whatever a checkpoint file holds, `affine-train --resume` refuses it with exit status 2 and one line, or resumes it to
-the same bits as a straight run: it never crashes, never prints a traceback, and never trains on it to another result.
+"""Whatever a checkpoint file holds, `affine-train --resume` refuses it with exit status 2 and one line, or resumes it
+to the same bits as a straight run: it never crashes, never prints a traceback, and never trains on it to another
+result.
 
 hypothesis mutates every entry of a real checkpoint: a tensor's shape, dtype or values (NaN), an entry's type or size,
 a missing entry; most mutations are sealed again, as a forger would, so that the checks behind the seal are the ones
 tested (except valid settings of another run, sealed again: a forged run that no check can tell from a real one). Whole
 files are cut short or have a byte flipped. The command line runs in this process on 2 000 images.
 """
-import io, json, shutil, sys, warnings
-from pathlib import Path
+import io, json, shutil, warnings
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from affine_nb.checkpoints import config_problems, read_checkpoint, seal
-from affine_nb.distributed import RunConfig as TrainConfig
 from affine_nb.runs import train_run
-
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_train import small_split
+from tiny_train import small_settings, small_split
 
 EPOCHS = 2
 
@@ -27,10 +24,11 @@ EPOCHS = 2
 def run(tmp_path_factory):
     "A run stopped after its first epoch, and the weights digest of the same run uninterrupted."
     root = tmp_path_factory.mktemp('fuzz')
-    cfg, train, test = TrainConfig(epochs=EPOCHS), small_split(True), small_split(False)
+    cfg, train, test = small_settings(epochs=EPOCHS), small_split(True), small_split(False)
     straight = train_run(cfg, root / 'straight', train, test)[1]['weights_sha256']
     train_run(cfg, root / 'stopped', train, test, stop_after=1)
-    return Run(read_checkpoint(root / 'stopped' / 'checkpoint.pt'), (root / 'stopped' / 'checkpoint.pt').read_bytes(), straight)
+    return Run(read_checkpoint(root / 'stopped' / 'checkpoint.pt'), (root / 'stopped' / 'checkpoint.pt').read_bytes(),
+               straight)
 
 
 class Run(tuple):
@@ -68,9 +66,11 @@ def mutations(old):
     "What a file could hold instead of `old`."
     others = [None, 0, -1, 10**30, 1.5, float('nan'), float('inf'), True, 'x', [], {}, torch.zeros(0)]
     if isinstance(old, torch.Tensor):
-        others += [old.to(dtype) for dtype in (torch.float16, torch.float64, torch.int64, torch.uint8, torch.bool) if dtype != old.dtype]
+        others += [old.to(dtype) for dtype in (torch.float16, torch.float64, torch.int64, torch.uint8, torch.bool)
+                   if dtype != old.dtype]
         others += [old.reshape(-1), torch.zeros(old.numel() + 1, dtype=old.dtype), old.unsqueeze(0)]
-        if old.is_floating_point() and old.numel(): others.append(old.flatten().index_fill(0, torch.tensor([0]), float('nan')).reshape(old.shape))
+        if old.is_floating_point() and old.numel():
+            others.append(old.flatten().index_fill(0, torch.tensor([0]), float('nan')).reshape(old.shape))
     if isinstance(old, (list, tuple)) and old: others += [old[:-1], [*old, old[-1]]]
     if isinstance(old, dict) and old: others += [dict(list(old.items())[:-1])]
     return others + [REMOVE]
@@ -103,7 +103,8 @@ def test_every_entry_mutated(run, tmp_path_factory, in_process, data):
     mutated = replaced(state, path, new)
     sealed_again = data.draw(st.booleans(), label='sealed again') if path[0] != 'digest' else False
     if sealed_again and path[0] == 'config' and 'config' in mutated and not config_problems(mutated['config']):
-        return                  # valid settings of another run, sealed by a forger: no check can tell them from a real run's
+        # valid settings of another run, sealed by a forger: no check can tell them from a real run's
+        return
     buffer = io.BytesIO()
     torch.save(seal(mutated) if sealed_again and isinstance(mutated, dict) else mutated, buffer)
     refused_or_same(run, tmp_path_factory.mktemp('case'), in_process, buffer.getvalue(), (path, type(new).__name__))

@@ -8,12 +8,13 @@ import torch
 
 from affine_nb.integrity import checked_split
 from affine_nb.distributed import fit_on_rank, launch
-from affine_nb.distributed import RunConfig as TrainConfig
+from affine_nb.config import RunConfig
 from affine_nb.training import fit
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 needs_gpu = pytest.mark.skipif(GPUS < 1, reason="no CUDA GPU here")
-needs_two_gpus = pytest.mark.skipif(GPUS < 2, reason=f"nccl with 2 processes needs 2 CUDA GPUs, this machine has {GPUS}")
+needs_two_gpus = pytest.mark.skipif(GPUS < 2,
+                                    reason=f"nccl with 2 processes needs 2 CUDA GPUs, this machine has {GPUS}")
 
 
 @pytest.fixture(scope='module')
@@ -24,7 +25,7 @@ def small():
 @needs_gpu
 @pytest.mark.parametrize('precision', ['fp32', 'bf16'])
 def test_fit_on_gpu(small, precision):
-    cfg = TrainConfig(epochs=2, device='cuda', precision=precision, threads=1)
+    cfg = RunConfig(epochs=2, device='cuda', precision=precision, threads=1)
     _, metrics = fit(cfg, *small)
     _, again = fit(cfg, *small)
     assert metrics['weights_sha256'] == again['weights_sha256']           # deterministic kernels on the GPU too
@@ -33,7 +34,7 @@ def test_fit_on_gpu(small, precision):
 
 @needs_two_gpus
 def test_two_processes_over_nccl(small):
-    cfg = TrainConfig(epochs=1, device='cuda', nproc=2, threads=1)
+    cfg = RunConfig(epochs=1, device='cuda', nproc=2, threads=1)
     ranks = launch(fit_on_rank, 2, cfg, *small, device='cuda')
     assert ranks[0]['metrics']['weights_sha256'] == ranks[1]['metrics']['weights_sha256']
     assert ranks[0]['metrics']['world_size'] == 2

@@ -27,6 +27,8 @@ def random_split(n: int = 64, seed: int = SEED) -> Split:
 
 
 def test_affine_refuses_a_beta_that_changes_the_shape():
+    torch.manual_seed(SEED)
+    print(f"seed {SEED}")
     x, gamma = torch.randn(4, 3), torch.randn(3)
     with pytest.raises(ValueError, match=r"^beta of shape \(5, 1, 3\) cannot take an input of shape \(4, 3\)"):
         affine(x, gamma, torch.randn(5, 1, 3))

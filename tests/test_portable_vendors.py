@@ -17,7 +17,8 @@ FIT = str(Path(__file__).with_name('vendor_fit.py'))
 CPUS = {'Intel': 'Haswell', 'AMD': 'EPYC-Rome'}
 QEMU = shutil.which('qemu-x86_64')
 
-pytestmark = pytest.mark.skipif(not os.environ.get('AFFINE_NB_VENDOR_TEST'), reason="emulated CPUs take minutes: set AFFINE_NB_VENDOR_TEST=1")
+pytestmark = pytest.mark.skipif(not os.environ.get('AFFINE_NB_VENDOR_TEST'),
+                                reason="emulated CPUs take minutes: set AFFINE_NB_VENDOR_TEST=1")
 
 
 def test_portable_fit_is_the_same_on_intel_and_amd():
@@ -25,11 +26,13 @@ def test_portable_fit_is_the_same_on_intel_and_amd():
         message = "qemu-x86_64 not found (Debian: apt-get install qemu-user)"
         if os.environ.get('AFFINE_NB_VENDOR_TEST') == 'required': pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    caches = {name: tempfile.mkdtemp(prefix=f'inductor-{name}-') for name in ['native', *CPUS]}   # one kernel cache each
+    caches = {name: tempfile.mkdtemp(prefix=f'inductor-{name}-') for name in ['native', *CPUS]}  # one kernel cache each
     env = lambda name: portable_env() | {'TORCHINDUCTOR_CACHE_DIR': caches[name]}
     emulated = {vendor: subprocess.Popen([QEMU, '-cpu', cpu, sys.executable, FIT], env=env(vendor), text=True,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for vendor, cpu in CPUS.items()}
-    native = subprocess.run([sys.executable, FIT], env=env('native'), capture_output=True, text=True, check=True).stdout.split()
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                for vendor, cpu in CPUS.items()}
+    native = subprocess.run([sys.executable, FIT], env=env('native'), capture_output=True, text=True,
+                            check=True).stdout.split()
     results = {vendor: process.communicate(timeout=1200)[0].split() for vendor, process in emulated.items()}
     for name in caches: shutil.rmtree(caches[name], ignore_errors=True)
     print('native', *native)

@@ -1,13 +1,13 @@
 """The website, as a reader's browser gets it.
 
-Builds the site once with the README's docs command (`mkdocs build --strict`, run by this environment's mkdocs) into a temporary folder,
-serves it on 127.0.0.1 and opens every page in one headless Chromium. A page fails on: an error in the browser's
-console, a request to any host but 127.0.0.1, a link to a page or file that the site does not have, an image that
-does not load, or the text of a hidden cell (`#| hide`, in any spelling) of its notebook; and the site fails when a
+Builds the site once with the README's docs command (`mkdocs build --strict`, run by this environment's mkdocs) into a
+temporary folder, serves it on 127.0.0.1 and opens every page in one headless Chromium. A page fails on: an error in the
+browser's console, a request to any host but 127.0.0.1, a link to a page or file that the site does not have, an image
+that does not load, or the text of a hidden cell (`#| hide`, in any spelling) of its notebook; and the site fails when a
 chapter (nbs/*.ipynb) has no page. The second test plants each of these faults once in a copy of the site and checks
 that each is reported, and a third types into the search box and expects the layer's chapter among the results. The
-build writes nothing into the checkout but its temporary folder. A last test, without the browser, builds a copy with
-a notebook that is not JSON and expects one line that names it.
+build writes nothing into the checkout but its temporary folder. A last test, without the browser, builds a copy with a
+notebook that is not JSON and expects one line that names it.
 
 Needs mkdocs, mkdocs-material and mkdocs-jupyter (the project's dev requirements), selenium, /usr/bin/chromium and
 /usr/bin/chromedriver (Debian: chromium, chromium-driver); without them the tests are skipped, unless
@@ -43,7 +43,8 @@ def tools():
 
 
 def git_status() -> str | None:
-    try: return subprocess.run(['git', 'status', '--porcelain'], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    try: return subprocess.run(['git', 'status', '--porcelain'], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout
     except (OSError, subprocess.CalledProcessError): return None       # not a git checkout
 
 
@@ -61,7 +62,8 @@ def site(tools, tmp_path_factory) -> Path:
     command = docs_command()
     assert command[0] == '.venv/bin/mkdocs' and command[-2:] == ['-d', 'site'], command
     command = [sys.executable, '-m', 'mkdocs', *command[1:-1], str(out)]          # this environment's mkdocs
-    build = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
+    build = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
     assert build.returncode == 0, f"mkdocs build failed:\n{build.stderr[-5000:]}"
     assert git_status() == before, f"the build wrote into the checkout:\n{git_status()}"
     return out
@@ -124,7 +126,8 @@ def load(browser, url: str) -> dict:
 
 def site_problems(site: Path, browser, nbs: Path = ROOT / 'nbs', pages: list[str] | None = None) -> list[str]:
     "Everything a reader of `site` would trip over, one line each; every page (or those named) opened in `browser`."
-    problems = [f"{nb.name} has no page ({page_of(nb)})" for nb in sorted(nbs.glob('*.ipynb')) if not (site / page_of(nb)).is_file()]
+    problems = [f"{nb.name} has no page ({page_of(nb)})" for nb in sorted(nbs.glob('*.ipynb'))
+                if not (site / page_of(nb)).is_file()]
     hidden = {page_of(nb): hidden_lines(nb) for nb in nbs.glob('*.ipynb')}
     with served(site) as base:
         for page in pages or sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html')):
@@ -134,18 +137,21 @@ def site_problems(site: Path, browser, nbs: Path = ROOT / 'nbs', pages: list[str
                 if entry['level'] == 'SEVERE': problems.append(f"{page}: console error: {entry['message'][:300]}")
             for entry in browser.get_log('performance'):
                 message = json.loads(entry['message'])['message']
-                url = message['params'].get('request', {}).get('url', '') if message['method'] == 'Network.requestWillBeSent' else ''
+                url = (message['params'].get('request', {}).get('url', '')
+                       if message['method'] == 'Network.requestWillBeSent' else '')
                 if urlsplit(url).scheme in ('http', 'https', 'ws', 'wss') and urlsplit(url).hostname != HOST:
                     problems.append(f"{page}: a request to another host: {url}")
             for link in sorted(set(seen['links'])):
                 parts = urlsplit(link)
                 if parts.netloc != urlsplit(base).netloc: continue                # another site: its own business
                 target = site / unquote(parts.path).lstrip('/')
-                if not (target.is_file() or (target / 'index.html').is_file()): problems.append(f"{page}: a broken link to {parts.path}")
+                if not (target.is_file() or (target / 'index.html').is_file()):
+                    problems.append(f"{page}: a broken link to {parts.path}")
             problems += [f"{page}: a broken image: {src}" for src in seen['broken']]
             text = ' '.join(seen['text'].split())
             if HIDE.search(seen['text']): problems.append(f"{page}: shows a `#| hide` line")
-            problems += [f"{page}: shows hidden code: {line}" for line in hidden.get(page, []) if ' '.join(line.split()) in text]
+            problems += [f"{page}: shows hidden code: {line}" for line in hidden.get(page, [])
+                         if ' '.join(line.split()) in text]
     return problems
 
 
@@ -171,7 +177,8 @@ def test_the_checks_see_each_fault(site, browser, tmp_path):
     plant(copy, 'nbs/03_training/index.html', f'<pre>{secret}</pre>')
     plant(copy, 'nbs/04_analysis/index.html', '<pre>#| hide\nx = 1</pre>')
     plant(copy, 'nbs/10_hardware/index.html', '<img src="http://example.com/x.png">')
-    planted = ['index.html', *(f'nbs/{name}/index.html' for name in ('00_layer', '02_data', '03_training', '04_analysis', '10_hardware'))]
+    planted = ['index.html', *(f'nbs/{name}/index.html'
+                               for name in ('00_layer', '02_data', '03_training', '04_analysis', '10_hardware'))]
     problems = site_problems(copy, browser, pages=planted)          # the other pages were checked as built
     expected = {'the missing chapter': "01_model.ipynb has no page (nbs/01_model/index.html)",
                 'the broken link': "index.html: a broken link to /nbs/no_such_chapter/",
@@ -191,9 +198,11 @@ def test_search_works_offline(site, browser):
     from selenium.webdriver.support.ui import WebDriverWait
     with served(site) as base:
         load(browser, f'{base}/nbs/03_training/index.html')
-        browser.execute_script("document.querySelector('#__search').checked = true")      # what clicking the search box does
+        # what clicking the search box does
+        browser.execute_script("document.querySelector('#__search').checked = true")
         browser.find_element(By.CSS_SELECTOR, 'input.md-search__input').send_keys('LearnedAffine')
-        found = WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
+        found = WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
         targets = {urlsplit(a.get_attribute('href')).path for a in found}
     assert '/nbs/00_layer/' in targets, targets
 

@@ -33,7 +33,7 @@ from chromium import HOST, headless_chromium, missing_tools, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDGETS = {'nbs/04_analysis.ipynb': ['gamma', 'beta'],                  # image_widget
-           'nbs/17_probe.ipynb': ['gamma_scale', 'beta_shift']}         # probe_widget
+           'nbs/18_probe.ipynb': ['gamma_scale', 'beta_shift']}         # probe_widget
 BAD_TEXT = ['Error displaying widget', 'Model not found']
 RUN_TIMEOUT = 300          # s: run all cells (training included) until the widget shows a figure
 STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
@@ -44,7 +44,8 @@ MODULES = ('jupyterlab',)     # besides Chromium, its driver and selenium
 
 
 def runs_here() -> bool:
-    "Whether this test can run here, and so runs the chapters of WIDGETS cell by cell (conftest.py skips their own run)."
+    """Whether this test can run here, and so runs the chapters of WIDGETS cell by cell (conftest.py skips their own
+    run)."""
     return not missing_tools(*MODULES)
 
 
@@ -74,7 +75,8 @@ def api(port: int, token: str, path: str, method: str = 'GET') -> bytes:
 
 @pytest.fixture(scope='module', params=list(WIDGETS))
 def lab(tools, tmp_path_factory, request):
-    "JupyterLab over the checkout on a free port of 127.0.0.1, with its own settings (no autosave, no news), for one notebook;\n    yields (notebook, url, log)."
+    """JupyterLab over the checkout on a free port of 127.0.0.1, with its own settings (no autosave, no news), for one
+    notebook; yields (notebook, url, log)."""
     home = tmp_path_factory.mktemp('jupyter')
     settings = home / 'user-settings' / '@jupyterlab'
     write_json(settings / 'docmanager-extension' / 'plugin.jupyterlab-settings', {'autosave': False})
@@ -83,15 +85,18 @@ def lab(tools, tmp_path_factory, request):
     port, token, log = free_port(), secrets.token_hex(16), home / 'jupyterlab.log'
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / 'config'), JUPYTER_DATA_DIR=str(home / 'data'),
                JUPYTER_RUNTIME_DIR=str(home / 'runtime'), IPYTHONDIR=str(home / 'ipython'), PYTHONUNBUFFERED='1')
-    env.pop('MPLBACKEND', None)     # the kernel's inline backend, as for a person: under Agg a Figure displays as text only
+    # the kernel's inline backend, as for a person: under Agg a Figure displays as text only
+    env.pop('MPLBACKEND', None)
     command = [sys.executable, '-m', 'jupyterlab', '--no-browser', f'--ip={HOST}', f'--port={port}', '--port-retries=0',
                f'--IdentityProvider.token={token}', '--ServerApp.allow_root=True', f'--ServerApp.root_dir={ROOT}',
-               '--LabApp.expose_app_in_browser=True',                  # window.jupyterapp, to run all cells and read states
+               '--LabApp.expose_app_in_browser=True',              # window.jupyterapp, to run all cells and read states
                f'--LabApp.user_settings_dir={home / "user-settings"}', f'--LabApp.workspaces_dir={home / "workspaces"}',
                f'--FileCheckpoints.checkpoint_dir={home / "checkpoints"}', '--LabApp.extension_manager=readonly',
-               '--LabApp.news_url=None', '--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate']
+               '--LabApp.news_url=None',
+               '--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate']
     with open(log, 'wb') as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -102,7 +107,8 @@ def lab(tools, tmp_path_factory, request):
                 break
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer on {HOST}:{port} in 90 s:\n{log.read_text()[-3000:]}", pytrace=False)
+                    pytest.fail(f"JupyterLab did not answer on {HOST}:{port} in 90 s:\n{log.read_text()[-3000:]}",
+                                pytrace=False)
                 time.sleep(0.5)
         yield request.param, f'http://{HOST}:{port}/lab/tree/{request.param}?token={token}', log
     finally:
@@ -135,16 +141,20 @@ if (panel && panel.context && panel.context.path === path && panel.sessionContex
   panel.content.widgets.forEach((cell, i) => {
     if (cell.model.type !== 'code') return;
     for (const output of cell.model.outputs.toJSON()) if (output.output_type === 'error')
-      state.errors.push(`cell ${i + 1} (${cell.model.sharedModel.getSource().split('\n')[0]}): ${output.ename}: ${output.evalue}`);
+      state.errors.push(`cell ${i + 1} (${cell.model.sharedModel.getSource().split('\n')[0]}): ` +
+                        `${output.ename}: ${output.evalue}`);
   });
 }
-for (const prompt of document.querySelectorAll('.jp-InputPrompt')) if (prompt.textContent.includes('*')) state.busyCells++;
+for (const prompt of document.querySelectorAll('.jp-InputPrompt'))
+  if (prompt.textContent.includes('*')) state.busyCells++;
 // a widget's output shows an exception as stderr text (the mime type of stderr streams too, hence the pattern)
 for (const el of document.querySelectorAll('.widget-output [data-mime-type="application/vnd.jupyter.stderr"]'))
-  if (/Traceback|^\s*[\w.]*(Error|Exception)\b/m.test(el.textContent)) state.errors.push('a widget shows:\n' + el.textContent.slice(-1500));
+  if (/Traceback|^\s*[\w.]*(Error|Exception)\b/m.test(el.textContent))
+    state.errors.push('a widget shows:\n' + el.textContent.slice(-1500));
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);   // innerText would skip offscreen cells
 let text = '';
-while (walker.nextNode()) if (!['SCRIPT', 'STYLE'].includes(walker.currentNode.parentNode.nodeName)) text += walker.currentNode.data + ' ';
+while (walker.nextNode())
+  if (!['SCRIPT', 'STYLE'].includes(walker.currentNode.parentNode.nodeName)) text += walker.currentNode.data + ' ';
 text = text.toLowerCase();
 state.bad = badText.filter(t => text.includes(t.toLowerCase()));
 for (const label of document.querySelectorAll('.widget-slider .widget-label')) {
@@ -204,7 +214,8 @@ def test_widgets_respond_to_sliders(lab, browser):
         start = time.monotonic()
         wait_for('the widget with its figure after running all cells',
                  lambda s: s['kernel'] == 'idle' and s['busyCells'] == 0 and
-                           all((s['sliders'].get(n, {}).get('src') or '').startswith('data:image/png') for n in sliders),
+                           all((s['sliders'].get(n, {}).get('src') or '').startswith('data:image/png')
+                               for n in sliders),
                  RUN_TIMEOUT, every=1)
         print(f"all cells ran in {time.monotonic() - start:.0f} s")
         for name in sliders:
@@ -225,7 +236,8 @@ def test_widgets_respond_to_sliders(lab, browser):
                 except pytest.fail.Exception:
                     if attempt == STEP_TRIES - 1: raise
             now = after['sliders'][name]
-            print(f"{name}: {before['value']} -> {now['value']}, figure {describe(before['src'])} -> {describe(now['src'])}")
+            print(f"{name}: {before['value']} -> {now['value']}, "
+                  f"figure {describe(before['src'])} -> {describe(now['src'])}")
             assert now['value'] != before['value'] and now['src'] != before['src']
     except BaseException:
         folder = Path(tempfile.mkdtemp(prefix='affine-nb-browser-'))

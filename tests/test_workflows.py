@@ -18,9 +18,11 @@ WORKFLOWS = ROOT / '.github' / 'workflows'
 
 @pytest.fixture(scope='module')
 def actionlint() -> str:
-    found = shutil.which('actionlint', path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
+    found = shutil.which('actionlint',
+                         path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
     if found is None:
-        message = "the workflow check needs the actionlint program (https://github.com/rhysd/actionlint) next to python or on PATH"
+        message = ("the workflow check needs the actionlint program (https://github.com/rhysd/actionlint) next to "
+                   "python or on PATH")
         if os.environ.get('AFFINE_NB_ACTIONLINT_TEST') == 'required':
             pytest.fail(f"AFFINE_NB_ACTIONLINT_TEST=required, but {message}", pytrace=False)
         pytest.skip(message)
@@ -29,7 +31,8 @@ def actionlint() -> str:
 
 def findings(actionlint: str, *workflows: Path) -> list[str]:
     "actionlint's findings on the workflow files, one line each."
-    result = subprocess.run([actionlint, '-no-color', '-oneline', *map(str, workflows)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([actionlint, '-no-color', '-oneline', *map(str, workflows)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode in (0, 1), f"actionlint failed with status {result.returncode}:\n{result.stderr}"
     return result.stdout.splitlines()
 

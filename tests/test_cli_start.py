@@ -1,24 +1,23 @@
-"""`affine-train` at its edges, where a traceback used to be the last word: Ctrl-C in the first seconds (while torch is
-imported, while the data loads, while the fork server of `--nproc` starts), memory that runs out, a folder whose name
-is not UTF-8 printed to a strict stream, an `--out` that looks like an option handed to the processes of `--nproc`, a
-`--timeout` past what c10d can count, and a full disk under a run resumed into a new folder. Each ends with one line
-that names the cause and the fix.
+"""`affine-train` before its first epoch, where a traceback used to be the last word: Ctrl-C in the first seconds (while
+torch is imported, while the data loads, while the fork server of `--nproc` starts), SIGTERM and Ctrl-C during the
+first extraction of the data, a file-size limit and a full disk while extracting, processes given too little time to
+meet, and memory that runs out. Each ends with one line that names the cause and the fix, the right exit status (2 for
+a refusal, 128 + the signal's number for a signal), and leaves nothing behind.
 
 Real processes where the fault needs one: the installed `affine-train` for Ctrl-C, a process under a memory limit
-(`RLIMIT_AS`), one under a file-size limit (`RLIMIT_FSIZE`, `tiny_train.Forked`); the rest runs in this process. The
-process that runs out of memory starts with the first test and runs beside the others: most of its time is torch's
-import.
+(`RLIMIT_AS`), processes under a file-size limit or given signals (`tiny_train.Forked`); the rest runs in this
+process. The process that runs out of memory starts with the first test and runs beside the others: most of its time
+is torch's import.
 """
-import contextlib, io, os, re, shlex, signal, subprocess, sys, time
+import contextlib, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
 
 import affine_nb.cli as cli
-from affine_nb.checkpoints import load_checkpoint
-
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_train import Forked, default_sigint, descendants, finish, one_line, small_split
+from affine_nb import integrity
+from affine_nb.integrity import FILES, check_files, checked_split
+from tiny_train import ForkedRun, default_sigint, descendants, finish, one_line, run_in_process, small_split, wait_for
 
 AFFINE_TRAIN = str(Path(sys.executable).parent / 'affine-train')
 STARTING = "affine-train: interrupted (SIGINT) while starting; nothing was written"
@@ -26,7 +25,7 @@ STOPPED = "affine-train: interrupted (SIGINT); no epoch was complete, so there i
 
 OUT_OF_MEMORY = """
 import re, resource, sys
-import affine_nb.cli as cli
+import affine_nb.cli as cli, affine_nb.runs, affine_nb.integrity     # what a run imports: torch, before the limit
 size = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (size + 1_000_000_000, resource.RLIM_INFINITY))     # 1 GB more than the imports
 sys.argv[0] = 'affine-train'
@@ -57,6 +56,17 @@ def fork_server_started(pid: int) -> bool:
         try: return Path(f'/proc/{p}/cmdline').read_text()
         except OSError: return ''
     return any('multiprocessing.forkserver' in command(p) for p in descendants(pid))
+
+
+def gz_only(folder: Path, placeholders: bool = False) -> Path:
+    """A data folder with the four .gz files and nothing extracted (`placeholders`: empty test files, the training .gz
+    alone real)."""
+    raw = folder / 'FashionMNIST' / 'raw'
+    raw.mkdir(parents=True)
+    for name in FILES:
+        if placeholders and name.startswith('t10k'): (raw / name).touch()
+        else: shutil.copy(check_files() / name, raw / name)
+    return raw
 
 
 def test_ctrl_c_while_starting(tmp_path, out_of_memory_run):
@@ -92,68 +102,63 @@ def test_ctrl_c_while_the_data_loads(in_process, monkeypatch):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)                                         # (the handler runs at once: the command never gets here)
         return small_split(*args, **kwargs)
-    monkeypatch.setattr(cli, 'checked_split', interrupted)
+    monkeypatch.setattr(integrity, 'checked_split', interrupted)      # what `main` imports when it starts
     try: status, _, err = in_process('--epochs', 1)
     except KeyboardInterrupt: pytest.fail("KeyboardInterrupt: the traceback a command would print")
     assert status == 130 and one_line(err) == STARTING, err
 
 
-@pytest.fixture(scope='module')
-def finished_run(tmp_path_factory):
-    """A run of one epoch into a folder named with the byte 0xff, its last line on a stdout that encodes UTF-8 strictly,
-    as under PYTHONIOENCODING=utf-8: the folder, the exit status, what stdout received, and stderr."""
-    folder = Path(os.fsdecode(bytes(tmp_path_factory.mktemp('names')) + b'/run\xff'))
-    stdout = io.TextIOWrapper(io.BytesIO(), encoding='utf-8', errors='strict')
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), \
-            contextlib.redirect_stderr(io.StringIO()) as err:
-        patch.setattr(cli, 'checked_split', small_split)
-        try: status = cli.main(['--quiet', '--epochs', '1', '--out', str(folder)])
-        except SystemExit as e: status = e.code
-        except Exception as e: status = repr(e)               # what ended it instead: the test of the line shows it
-    return folder, status, stdout.buffer.getvalue(), err.getvalue()
+def test_signals_during_the_first_extraction(tmp_path):
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        raw = gz_only(tmp_path / signal.Signals(signum).name)
+        # forked: no start of torch
+        process = ForkedRun(['--epochs', 1, '--data', raw.parent.parent, '--out', tmp_path / 'run'])
+        wait_for(lambda: any(p.name.endswith('.partial') for p in raw.iterdir()), process, poll=0.001, timeout=60)
+        process.send_signal(signum)
+        status, _, err = finish(process)
+        assert status == 128 + signum, err
+        assert one_line(err) == (f"interrupted ({signal.Signals(signum).name}) while extracting "
+                                 f"train-images-idx3-ubyte.gz in {raw}; nothing was left half-written: run again")
+        assert sorted(p.name for p in raw.iterdir()) == sorted(FILES)
 
 
-def test_folder_name_not_utf8(finished_run):
-    "The last line names the folder by its own bytes, rather than ending in a UnicodeEncodeError."
-    folder, status, out, err = finished_run
-    assert status == 0 and err == '', (status, err)
-    assert out.endswith(b'metrics.json, model.pt, checkpoint.pt and curves in ' + os.fsencode(folder) + b'\n'), out
-    assert os.listdir(folder.parent) == ['run\udcff']
+def test_file_size_limit_while_extracting(tmp_path):
+    raw = gz_only(tmp_path / 'data')
+    status, _, err = finish(ForkedRun(['--epochs', 1, '--data', raw.parent.parent, '--out', tmp_path / 'run'],
+                                      fsize=1_000_000))
+    assert status == 2, err
+    assert one_line(err).startswith(f"affine-train: error: cannot extract train-images-idx3-ubyte in {raw}: it is "
+                                    f"larger than the file-size limit of this process (ulimit -f)"), err
+    assert 'no space' not in err and sorted(p.name for p in raw.iterdir()) == sorted(FILES)
 
 
-def test_full_disk_under_a_resume_into_a_new_folder(tmp_path, finished_run):
-    """That run's ending written again into a new folder, under a file-size limit the copy of its checkpoint exceeds:
-    the line names the checkpoint it resumed from, which is intact, not "no checkpoint"."""
-    source, new = finished_run[0] / 'checkpoint.pt', tmp_path / 'new'
-    (status, _, err), = Forked(tmp_path, [dict(argv=['--resume', source, '--out', new], fsize=1_000_000)]).finish()
-    expected = (f"affine-train: checkpoint.pt is over this process's file-size limit (ulimit -f) in {new}; raise the "
-                f"limit; no checkpoint was saved in {new}; the checkpoint it resumed from (epoch 1) is intact: finish "
-                f"the run with --resume {shlex.quote(str(source))} --out {new}")
-    assert status == 1, err
-    assert one_line(err) == expected.encode('utf-8', 'backslashreplace').decode(), err     # stderr escapes the 0xff
-    assert load_checkpoint(source)['epoch'] == 1 and not new.exists()
+@pytest.fixture
+def small_disk(tmp_path):
+    "A 30 MB filesystem (tmpfs; mounting needs root): room for the training .gz, not for what it extracts to."
+    if os.geteuid() != 0 or not shutil.which('mount'): pytest.skip("mounting a small filesystem needs root")
+    disk = tmp_path / 'disk'; disk.mkdir()
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=30m', 'tmpfs', str(disk)], capture_output=True,
+                          text=True)
+    if done.returncode != 0: pytest.skip(f"no tmpfs here: {done.stderr.strip()}")
+    yield disk
+    subprocess.run(['umount', str(disk)], check=True)
 
 
-def test_out_like_an_option_handed_to_the_processes(tmp_path, in_process, monkeypatch):
-    "`--nproc 2 --out=-dash`: the processes get `-dash` as the folder, not as an option they cannot parse."
-    handed = []
-    monkeypatch.setattr(cli, 'launch', lambda fn, nproc, argv, **kw: handed.append(argv))    # their argv, no processes
-    monkeypatch.chdir(tmp_path)
-    status, _, err = in_process('--nproc', 2, '--epochs', 1, '--out=-dash')
-    assert status == 0 and err == '', err
-    assert cli.make_parser().parse_args(handed[0]).out == '-dash'
-    assert os.listdir() == []
+def test_full_disk_while_extracting(small_disk, tmp_path):
+    raw = gz_only(small_disk, placeholders=True)
+    with pytest.raises(OSError) as failed: checked_split(True, small_disk)
+    assert str(failed.value).startswith(f"no space left on {raw} to extract train-images-idx3-ubyte: free some space "
+                                        f"there"), failed.value
+    status, _, err = run_in_process(cli.main, '--data', small_disk, '--out', tmp_path / 'run')
+    assert status == 2 and one_line(err).startswith(f"affine-train: error: no space left on {raw}"), err
+    assert sorted(p.name for p in raw.iterdir()) == sorted(FILES)
 
 
-def test_timeout_past_what_c10d_counts(tmp_path, in_process, monkeypatch):
-    "c10d's deadline overflows past about 9.2e9 s (Python's timedelta past 8.6e13 s): refused up front, in one line."
-    monkeypatch.setattr(cli, 'launch', lambda *args, **kw: pytest.fail("the processes were started"))
-    for timeout in ('1e10', '1e13', '1e14', 'inf'):
-        status, _, err = in_process('--nproc', 2, '--epochs', 1, '--out', tmp_path / 'run', '--timeout', timeout)
-        assert status == 2, (timeout, err)
-        assert one_line(err).startswith("affine-train: error: --timeout must be a positive number of seconds, at most "
-                                        "10**9 (about 32 years), got "), err
-    assert os.listdir(tmp_path) == []
+def test_timeout_too_short_for_the_processes_to_meet(tmp_path):
+    status, _, err = finish(ForkedRun(['--epochs', 1, '--nproc', 2, '--threads', 1, '--timeout', 0.001,
+                                       '--out', tmp_path / 'run']))
+    line = one_line(err)                  # the processes time out while they meet, or at their first collective
+    assert status == 2 and 'the timeout of 0.001 s' in line and "give them more time (--timeout SECONDS" in line, err
 
 
 def test_out_of_memory(out_of_memory_run):
