@@ -71,11 +71,12 @@ def make_parser() -> OneLineParser:
 class Plan:
     """What `affine-train` was asked to do, checked: the settings, the checkpoint it continues (or None), the run's
     folder, and the command's own options (`data`, `download`, `resume`, `stop_after`, `portable`, `quiet`,
-    `timeout`)."""
+    `timeout`), with the seconds the processes wait for each other, `--timeout`'s or the default."""
     cfg: RunConfig
     state: dict | None
     out: Path
     args: argparse.Namespace
+    timeout: float
 
 # %% ../nbs/25_cli.ipynb #5b885330
 def settings_from(args, parser) -> tuple[RunConfig, dict | None]:
@@ -83,7 +84,7 @@ def settings_from(args, parser) -> tuple[RunConfig, dict | None]:
     from affine_nb.checkpoints import load_checkpoint
     from affine_nb.distributed import launched
     from affine_nb.hardware import cpu_cores, local_processes
-    given = PRESETS[args.preset] | given_settings(args) if args.preset else given_settings(args)
+    given = PRESETS[args.preset or 'default'] | given_settings(args)
     if launched(): given.setdefault('nproc', int(os.environ['WORLD_SIZE']))       # started by torchrun
     if given.get('nproc', 1) > 1 and 'threads' not in given and args.resume is None:
         given['threads'] = max(1, cpu_cores() // local_processes(given['nproc']))  # the cores shared among processes
@@ -95,9 +96,9 @@ def settings_from(args, parser) -> tuple[RunConfig, dict | None]:
     return RunConfig.from_dict(state['config']), state
 
 # %% ../nbs/25_cli.ipynb #dd14ddcf
-def settings_problems(args, cfg: RunConfig, state: dict | None) -> list[str]:
+def settings_problems(args, cfg: RunConfig, state: dict | None, timeout: float) -> list[str]:
     "What is wrong with the settings and the command's options, each as the option to change and why."
-    from affine_nb.distributed import TIMEOUT_S, launched, timeout_problem
+    from affine_nb.distributed import launched, timeout_problem
     from affine_nb.hardware import cores_problems
     machine = cores_problems(cfg.threads, cfg.nproc) if state is None else []   # a resumed run keeps its threads
     problems = [f"{flag(name)} {message}" for name, message in cfg.problems() + machine]
@@ -108,7 +109,7 @@ def settings_problems(args, cfg: RunConfig, state: dict | None) -> list[str]:
     if stop is not None and stop > cfg.epochs:
         problems.append(f"--stop-after {stop} is past the last epoch of the run (--epochs {cfg.epochs}); give at most "
                         f"{cfg.epochs}")
-    if problem := timeout_problem(TIMEOUT_S if args.timeout is None else args.timeout):
+    if problem := timeout_problem(timeout):
         problems.append(f"--timeout {problem}")
     if stop is not None and state is not None and stop <= state['epoch']:
         problems.append(f"--stop-after {stop}: the checkpoint is already at epoch {state['epoch']} (epochs count from "
@@ -153,9 +154,11 @@ def plan(argv: list[str] | None = None) -> Plan:
     args = parser.parse_args(argv)
     if args.out is not None and (problem := out_problem(args.out)): parser.error(problem)
     cfg, state = settings_from(args, parser)
-    if problems := settings_problems(args, cfg, state): parser.error('; '.join(problems))
+    from affine_nb.distributed import TIMEOUT_S                  # imported by the checks above already
+    timeout = TIMEOUT_S if args.timeout is None else args.timeout
+    if problems := settings_problems(args, cfg, state, timeout): parser.error('; '.join(problems))
     out = Path(args.out) if args.out is not None else Path(args.resume).parent if state is not None else default_out()
-    return Plan(cfg, state, out, args)
+    return Plan(cfg, state, out, args, timeout)
 
 # %% ../nbs/25_cli.ipynb #d318c997
 def open_std_streams() -> None:
@@ -234,7 +237,7 @@ def run_command(planned: Plan, rank: int, train, test, report: bool, argv) -> in
     from affine_nb.stops import Stopped, stopped, tell
     from affine_nb.training import fit
     cfg, args, out = planned.cfg, planned.args, planned.out
-    checkpoint, timeout = out / 'checkpoint.pt', distributed.TIMEOUT_S if args.timeout is None else args.timeout
+    checkpoint, timeout = out / 'checkpoint.pt', planned.timeout
     try:
         # each process gets --out=FOLDER: a folder named -x is no option
         if cfg.nproc > 1 and not distributed.launched():
