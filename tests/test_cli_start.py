@@ -103,8 +103,11 @@ def test_ctrl_c_while_the_data_loads(in_process, monkeypatch):
         time.sleep(1)                                         # (the handler runs at once: the command never gets here)
         return small_split(*args, **kwargs)
     monkeypatch.setattr(integrity, 'checked_split', interrupted)      # what `main` imports when it starts
+    # Ctrl-C as a shell's foreground command has it: a test run started with `&` inherits it ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try: status, _, err = in_process('--epochs', 1)
     except KeyboardInterrupt: pytest.fail("KeyboardInterrupt: the traceback a command would print")
+    finally: signal.signal(signal.SIGINT, previous)
     assert status == 130 and one_line(err) == STARTING, err
 
 
