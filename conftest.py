@@ -1,11 +1,19 @@
-"""pytest runs every chapter in nbs/ as one test, through nbdev's own notebook runner, and the tests in tests/.
+"""pytest runs every chapter in nbs/ as one test, through nbdev's own notebook runner, and the tests in tests/. A
+chapter's test runs its cells, then the code of each exercise under its closing "Try it", in order, after its last
+cell and in its namespace, as a reader would type them in: an exercise that no longer runs fails its chapter.
 
-`pytest -q` skips the cells flagged `slow` (as `nbdev_test` does); `pytest -q --flags slow` runs them too.
+`pytest -q` skips the cells flagged `slow` (as `nbdev_test` does); `pytest -q --flags slow` runs them too. An
+exercise whose code starts with `#| slow` is flagged so too.
 When the browser test runs, it runs every cell of the chapters with widgets in a real kernel and fails on any error, so
 those chapters are not run a second time here (their three-epoch trainings are the longest part of either)."""
+import sys
+from pathlib import Path
+
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+
+sys.path.insert(0, str(Path(__file__).parent / 'tests'))    # the tests' helpers, as tests/conftest.py does
+from chapter_runner import run_chapter
 
 
 def pytest_addoption(parser):
@@ -48,8 +56,7 @@ class ChapterRun(pytest.Item):
     def runtest(self):
         flags = self.config.getoption('--flags').split()
         skipped = [flag for flag in get_config().tst_flags.split() if flag not in flags]
-        ok, _ = test_nb(self.path, skip_flags=skipped, force_flags=flags, showerr=True)
-        if not ok: raise ChapterFailed(self.path.name)
+        if not run_chapter(self.path, skip_flags=skipped, force_flags=flags): raise ChapterFailed(self.path.name)
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ChapterFailed):

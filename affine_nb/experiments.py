@@ -199,6 +199,7 @@ def conclusions(three_epochs: dict[str, list[dict]], longer: dict[str, list[dict
         f"{compare(summary['step'], summary['step-bf16'])}. fp32 stays the default all the same: bf16 is refused on "
         f"CPUs without native bfloat16, and the default must run everywhere. (These runs use the portable kernels, "
         f"which emulate bf16 slowly; the benchmark times native bf16.)",
-        f"- **Cost.** {summary['step']['seconds']:.0f} s for a 3-epoch run with StepLR, "
+        f"- **Cost**, the mean wall time of each configuration's three runs: "
+        f"{summary['step']['seconds']:.0f} s for a 3-epoch run with StepLR, "
         f"{summary['step-bn']['seconds']:.0f} s with BatchNorm, "
         f"{long_run['seconds']:.0f} s for {long_run['epochs']} epochs of {best}."])

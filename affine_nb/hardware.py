@@ -144,8 +144,8 @@ def cores_problems(threads: int, nproc: int = 1) -> list[tuple[str, str]]:
 
 # %% ../nbs/10_hardware.ipynb #5c235ebf
 def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed blocks (up to 32 MB each) for reuse instead of returning them to the system;
-    whether it could (Linux only)."""
+    """Have glibc's malloc serve blocks up to 32 MiB from its heap and keep freed memory there for reuse, instead of
+    returning it to the system; whether it could (Linux only)."""
     try: libc = ctypes.CDLL('libc.so.6')
     except OSError: return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3

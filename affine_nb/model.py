@@ -14,24 +14,19 @@ from torch import nn
 from .layer import LearnedAffine
 
 # %% ../nbs/01_model.ipynb #783ad66a
-PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530   # of FashionMNIST's training pixels in [0, 1]; the data chapter measures them
+PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530   # FashionMNIST's training pixels
 
 class Standardize(nn.Module):
-    "Map pixels in [0, 1] to mean 0 and standard deviation 1 with fixed dataset statistics (no parameters)."
+    "Pixels in [0, 1] to mean 0 and standard deviation 1, by fixed statistics."
     def __init__(self, mean: float = PIXEL_MEAN, std: float = PIXEL_STD):
         super().__init__()
         self.mean, self.std = mean, std
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def extra_repr(self) -> str:
-        return f"mean={self.mean}, std={self.std}"
+    def forward(self, x: torch.Tensor): return (x - self.mean) / self.std
+    def extra_repr(self) -> str: return f"mean={self.mean}, std={self.std}"
 
 # %% ../nbs/01_model.ipynb #d015ecc4
 def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n_classes: int = 10) -> nn.Sequential:
-    """The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits.
-    `batchnorm` adds `BatchNorm1d` right after the hidden `LearnedAffine`."""
+    "The network: `(N, 1, 28, 28)` pixels in [0, 1] → `(N, n_classes)` logits."
     layers = [('standardize', Standardize()),
               ('conv', nn.Conv2d(1, channels, kernel_size=4, stride=2, padding=1, bias=False)),  # 28x28 -> 14x14
               ('conv_affine', LearnedAffine((channels, 1, 1))),
@@ -45,15 +40,15 @@ def make_model(batchnorm: bool = False, channels: int = 16, hidden: int = 128, n
     return nn.Sequential(OrderedDict(layers))
 
 # %% ../nbs/01_model.ipynb #68a7d6dd
-def count_parameters(model: nn.Module) -> int:
-    "Number of trainable numbers in `model`."
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def count_parameters(model: nn.Module, recurse: bool = True) -> int:
+    "Number of trainable numbers in `model` (its own only, unless `recurse`)."
+    return sum(p.numel() for p in model.parameters(recurse) if p.requires_grad)
 
 # %% ../nbs/01_model.ipynb #93b76aa6
 def parameter_summary(model: nn.Module) -> list[tuple[str, str, int, float]]:
-    """One row per module that holds trainable parameters itself: (name, type, number of parameters, share of all),
-    in model order."""
-    total = count_parameters(model)
-    counts = [(name, type(module).__name__, sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad))
-              for name, module in model.named_modules()]
-    return [(name, kind, count, count / total) for name, kind, count in counts if count]
+    "(name, type, count, share) of each module that holds trainable parameters."
+    total, rows = count_parameters(model), []
+    for name, m in model.named_modules():
+        n = count_parameters(m, recurse=False)
+        if n: rows.append((name, type(m).__name__, n, n / total))
+    return rows

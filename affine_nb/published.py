@@ -13,17 +13,16 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from .data import checkout
-from .analysis import summary_table
 from .experiments import best_of, load_runs, plot_accuracy_by_config, plot_lr_schedules
 from .ladder import REFERENCES, climbs, plot_speedrun, speedrun_markdown, test_runs
 from .integrity import write_atomic
 from .config import OneLineParser
 from .repro import portable_active, read_json, read_metrics, restart_portable
 from .runs import RunFolderError
-from .report import experiments_markdown, metrics_markdown, repro_markdown, run_section
+from .report import experiments_markdown, metrics_markdown, repro_markdown, run_section, summary_table
 from .site import readme
 from .publish import STAGES, SPEEDRUN_PARTS, emptied_folders, held_folder, held_message, run_folders
-from .publish import chapters, code_sha256, execute_chapters, nbformat, save_figures
+from .publish import chapters, execute_chapters, outputs_made_from, nbformat, save_figures
 from .publish import measure_kernels, train_experiments, train_reference, train_speedrun
 
 # %% ../nbs/29_published.ipynb #803b90d1
@@ -106,10 +105,10 @@ def result_figures(root: Path) -> dict[str, Figure]:
 
 # %% ../nbs/29_published.ipynb #528d8d8f
 def stale_chapters(root: Path) -> list[Path]:
-    "The chapters whose code changed since their outputs were produced (or that were never run)."
+    "The chapters whose code, or a file their outputs show, changed since their outputs were made (or never run)."
     notebooks = {path: nbformat.read(path, as_version=4) for path in chapters(root)}
     return [path for path, nb in notebooks.items()
-            if nb.metadata.get('affine_nb', {}).get('code_sha256') != code_sha256(nb)]
+            if nb.metadata.get('affine_nb', {}) != outputs_made_from(root, path, nb)]
 
 # %% ../nbs/29_published.ipynb #507ea379
 STALE = 3      # the exit status of `affine-publish --check` when a committed text or a chapter's outputs are stale

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from affine_nb.analysis import affine_on_image
+from affine_nb.probe import affine_on_image
 from affine_nb.data import Split
 from affine_nb.extending import AFFINE_IMPLS, affine_op, use_impl
 from affine_nb.layer import LearnedAffine, affine, affine_layers

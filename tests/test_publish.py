@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from affine_nb.published import documents, publish_main
+from affine_nb.published import documents, publish_main, stale_chapters
 from tiny_train import ROOT, default_sigint, finish, one_line, run_in_process, started, wait_for
 
 # `affine-publish ARGS` as its console script runs it, once it has read its stdin: the test starts it early
@@ -98,3 +98,20 @@ def test_check_stale_has_its_own_status(tmp_path, monkeypatch):
     monkeypatch.chdir(project)
     status, out, err = run_in_process(publish_main, '--check')
     assert status == 3 and 'metrics.md is out of date' in out and err == '', (status, out, err)
+
+
+def test_check_notices_a_chapter_whose_listed_files_changed(tmp_path):
+    """The site chapter's table of chapters counts the notebooks: with one more notebook its outputs are out of date,
+    though its code is not; so are the analysis chapter's when the committed run's metrics change."""
+    project = project_copy(tmp_path)
+    shutil.copytree(ROOT / 'nbs', project / 'nbs', dirs_exist_ok=True, ignore=shutil.ignore_patterns('.*'))
+    shutil.copytree(ROOT / 'figures', project / 'figures')
+    assert stale_chapters(project) == []
+    planted = project / 'nbs' / '13_planted.ipynb'
+    shutil.copy(project / 'nbs' / '12_extending.ipynb', planted)
+    assert [p.name for p in stale_chapters(project)] == ['27_site.ipynb']      # the copy's own outputs are current
+    planted.unlink()
+    metrics = project / 'results' / 'default' / 'metrics.json'
+    metrics.write_text(metrics.read_text().replace('"test_acc"', '"test_acc" ', 1))
+    assert [p.name for p in stale_chapters(project)] == ['04_analysis.ipynb', '15_speedrun.ipynb', '16_config.ipynb',
+                                                        '21_reproducibility.ipynb', '26_report.ipynb']

@@ -6,8 +6,10 @@ read in one sitting; Part II is numbered 1x and the appendix 2x. No two modules 
 Each chapter's number and module come from the notebooks themselves (`nbs/NN_name.ipynb` and its `#| default_exp`),
 and each module's imports from its source, parsed, never run.
 """
-import ast, json, re, statistics
+import ast, json, math, re, statistics
 from pathlib import Path
+
+from chapter_runner import EXERCISE
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = 'affine_nb'
@@ -180,7 +182,7 @@ def committed_output_problems(nb_path: Path) -> list[str]:
             text = ''.join(out.get('text', ''))
             if out['output_type'] == 'error': problems.append(f"cell {i}: an error, {out.get('ename')}")
             if (out['output_type'] == 'stream' and out.get('name') == 'stderr'
-                    and not all(map(FINISHED_BAR.match, text.splitlines()))):
+                    and not all(FINISHED_BAR.match(line) for line in text.splitlines() if line.strip())):
                 problems.append(f"cell {i}: stderr: {text[:80]!r}")
             for line in text.splitlines():
                 if re.match(r"^[\w.]*\s*\{'", line): problems.append(f"cell {i}: a raw dict: {line[:80]!r}")
@@ -274,18 +276,29 @@ def test_the_parts():
     assert any(int(n[:2]) // 10 == 1 for n in names) and any(int(n[:2]) >= APPENDIX for n in names)
 
 
-# Part I reads in one sitting: a minute for every 200 words of markdown or 10 nonblank lines of code, hidden cells
-# included.
+# Part I reads in one sitting: a minute for every 200 words of prose or 10 lines of code, hidden cells included, where
+# a code line counts once for every 80 characters begun (a packed line of 120 reads as two), and the lines of a code
+# block inside the prose (an exercise's code) count as code, not as words.
 READING_BUDGET = 90
+LINE_WIDTH = 80
+FENCE = re.compile(r'^[ \t]*```[^\n]*\n(.*?)^[ \t]*```[^\n]*$', re.M | re.S)    # a code block; its lines
+
+
+def code_units(source: str) -> int:
+    "A code line's reading cost: one for every LINE_WIDTH characters begun; blank lines cost nothing."
+    return sum(math.ceil(len(line) / LINE_WIDTH) for line in source.splitlines() if line.strip())
 
 
 def reading_minutes(nb_path: Path) -> float:
-    "How long a chapter takes to read: markdown words / 200 + nonblank code lines / 10, hidden cells included."
-    cells = json.loads(nb_path.read_text())['cells']
-    words = sum(len(''.join(c['source']).split()) for c in cells if c['cell_type'] == 'markdown')
-    lines = sum(1 for c in cells if c['cell_type'] == 'code'
-                for line in ''.join(c['source']).splitlines() if line.strip())
-    return words / 200 + lines / 10
+    "How long a chapter takes to read: words of prose / 200 + code units / 10, hidden cells and code in prose included."
+    words = units = 0
+    for cell in json.loads(nb_path.read_text())['cells']:
+        source = ''.join(cell['source'])
+        if cell['cell_type'] == 'code': units += code_units(source)
+        elif cell['cell_type'] == 'markdown':
+            units += sum(code_units(block) for block in FENCE.findall(source))
+            words += len(FENCE.sub(' ', source).split())
+    return words / 200 + units / 10
 
 
 def part_one_minutes(nbs: Path = ROOT / 'nbs') -> dict[str, float]:
@@ -300,11 +313,19 @@ def test_part_one_reads_in_one_sitting():
 
 
 def test_the_reading_time_can_fail(tmp_path):
-    "Words and nonblank lines of every cell count, hidden ones too; a Part I over the budget is over."
-    nb = notebook(tmp_path / '00_layer.ipynb', '#md ' + 'word ' * 300, '#| hide\nimport torch\n\n  \nx = 1',
-                  'y = 2\n' * 17)
-    assert reading_minutes(nb) == 300 / 200 + 20 / 10
+    """Words and nonblank lines of every cell count, hidden ones too; a line counts once per 80 characters begun; code
+    in prose counts as code; a Part I over the budget is over, and one planted long line can put it over."""
+    nb = notebook(tmp_path / '00_layer.ipynb', '#md ' + 'word ' * 297, '#| hide\nimport torch\n\n  \nx = 1',
+                  'y = 2\n' * 17, 'z = ' + '1' * 77 + '\nw = ' + '1' * 76,
+                  '#md Try:\n\n```python\nprint(1)\n\n' + 'q = 3 ' * 20 + '\n```\nthen look')
+    assert reading_minutes(nb) == (297 + 3) / 200 + (20 + 2 + 1 + 1 + 2) / 10
     notebook(tmp_path / '01_model.ipynb', '#md ' + 'word ' * 200 * READING_BUDGET)
+    assert sum(part_one_minutes(tmp_path).values()) > READING_BUDGET
+    (tmp_path / '01_model.ipynb').unlink()
+    at_budget = READING_BUDGET - reading_minutes(nb)
+    notebook(tmp_path / '01_model.ipynb', 'x = 1\n' * round(at_budget * 10))
+    assert sum(part_one_minutes(tmp_path).values()) <= READING_BUDGET + 1e-9
+    notebook(tmp_path / '01_model.ipynb', 'x = 1\n' * (round(at_budget * 10) - 1) + 'x = "' + 'a' * 100 + '"')
     assert sum(part_one_minutes(tmp_path).values()) > READING_BUDGET
 
 
@@ -321,10 +342,11 @@ def test_the_readme_reading_times_are_current():
 
 
 # A reader finds the way: every chapter opens saying what it needs and what it teaches, each Part I chapter ends with
-# two or three exercises under "Try it", a chapter named in prose ("the data chapter") is a link, and the index teaches
-# first: at most INDEX_WORDS words before its first chapter table.
+# two or three exercises under "Try it", each with its code, a chapter named in prose ("the data chapter", "a later
+# chapter") or design.md is a link, and the index teaches first: at most INDEX_WORDS words before its first chapter
+# table.
 INDEX_WORDS = 800
-CHAPTER_MENTION = re.compile(r"\b(?:the|next|previous) [\w-]+ chapter\b", re.I)
+CHAPTER_MENTION = re.compile(r"\b(?:the|next|previous) [\w-]+ chapter\b|\blater chapters?\b|\bdesign\.md\b", re.I)
 
 
 def markdown_cells(nb_path: Path) -> list[str]:
@@ -340,11 +362,12 @@ def wayfinding_problems(nbs: Path = ROOT / 'nbs') -> list[str]:
             problems.append(f"{nb.name} does not open with what it needs and teaches")
         if nb.stem in PART_I:
             last = cells[-1] if cells else ''
-            exercises = re.findall(r'^\s*(?:\d+\.|[-*]) ', last, re.M)
+            exercises = EXERCISE.findall(last)      # each with its code, which the chapter's test runs
             if 'Try it' not in last or not 2 <= len(exercises) <= 3:
                 problems.append(f"{nb.name} does not end with two or three Try it exercises")
     for nb in numbered(nbs) + [nbs / 'index.ipynb']:
         for text in markdown_cells(nb):
+            text = re.sub(r'\]\([^)]*\)', ']', text)           # a link's target is not a mention
             for m in CHAPTER_MENTION.finditer(text):
                 before = text[:m.start()]              # a mention inside [...] is a link's text
                 if before.rfind('[') <= before.rfind(']'): problems.append(f"{nb.name}: '{m.group(0)}' is not a link")
@@ -362,13 +385,15 @@ def test_a_reader_finds_the_way():
 
 def test_the_way_check_can_fail(tmp_path):
     notebook(tmp_path / '00_layer.ipynb', '#md # Layer\n\n*Needs* nothing. *Teaches* the layer, like the data chapter.',
-             '#md ## Try it\n\n1. one\n2. two')
+             '#md ## Try it\n\n**1.** one, [design.md](../design.md)\n```python\nx = 1\n```\n'
+             '**2.** two, see design.md\n```python\ny = 2\n```')
     notebook(tmp_path / '01_model.ipynb', '#md # Model\n\n*Needs* [the layer chapter](00_layer.ipynb).',
              '#md ## Try it\n\n1. one')
     notebook(tmp_path / 'index.ipynb', '#md ' + 'word ' * (INDEX_WORDS + 1) + '\n| chapter |')
     assert wayfinding_problems(tmp_path) == ["01_model.ipynb does not open with what it needs and teaches",
                                              "01_model.ipynb does not end with two or three Try it exercises",
                                              "00_layer.ipynb: 'the data chapter' is not a link",
+                                             "00_layer.ipynb: 'design.md' is not a link",
                                              f"the index has {INDEX_WORDS + 1} words before its first chapter table, "
                                              f"more than {INDEX_WORDS}"]
 
@@ -399,3 +424,48 @@ def test_the_name_check_can_fail(tmp_path):
     (tmp_path / 'b.py').write_text("__all__ = ['TOLERANCE', 'other']\n")
     (tmp_path / 'c.py').write_text("x = 1\n")
     assert clashes(tmp_path) == ['TOLERANCE is exported by a, b']
+
+
+# The website drops hidden cells (`#| hide`): a visible cell may use no name that only a hidden cell binds (imports,
+# defines or assigns), except fastcore.test's checks, which nbdev's chapters hide by custom, and IPython's `display`.
+SHOWN_ANYWAY = {'test_eq', 'test_ne', 'test_close', 'test_fail', 'test_is', 'test_stdout', 'test_warns', 'display'}
+
+
+def names_of(source: str) -> tuple[set[str], set[str]]:
+    "(names a cell binds, names it reads), magics and shell lines left out; a cell that does not parse gives neither."
+    lines = ['' if line.lstrip().startswith(('%', '!')) else line for line in source.splitlines()]
+    try: tree = ast.parse('\n'.join(lines))
+    except SyntaxError: return set(), set()
+    bound, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(alias.asname or alias.name).split('.')[0] for alias in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): bound.add(node.name)
+        elif isinstance(node, ast.arg): bound.add(node.arg)                   # a parameter, of a def or a lambda
+        elif isinstance(node, ast.ExceptHandler) and node.name: bound.add(node.name)
+        elif isinstance(node, ast.Name): (bound if isinstance(node.ctx, ast.Store) else read).add(node.id)
+    return bound, read
+
+
+def hidden_names_shown(nb_path: Path) -> list[str]:
+    "'cell N uses NAME' for each name a visible cell reads that only hidden cells above it bind."
+    hidden, visible, found = set(), set(), []
+    for i, source in cell_sources(nb_path):
+        bound, read = names_of(source)
+        if re.search(r'^#\|\s*hide\s*$', source, re.M): hidden |= bound; continue
+        found += [f"cell {i} uses {name}" for name in sorted(read & hidden - visible - bound - SHOWN_ANYWAY)]
+        visible |= bound
+    return found
+
+
+def test_no_visible_cell_needs_a_hidden_one():
+    found = [f"{nb.name}: {problem}, which only a hidden cell binds" for nb in numbered()
+             for problem in hidden_names_shown(nb)]
+    assert not found, '\n'.join(found)
+
+
+def test_the_hidden_name_check_can_fail(tmp_path):
+    nb = notebook(tmp_path / '00_a.ipynb', '#| hide\nimport json\nfrom fastcore.test import test_eq\nsecret = 1',
+                  'test_eq(json.dumps(secret), "1")', 'import json\njson.dumps(2)',
+                  '%matplotlib inline\nf = lambda secret: secret\nprint(secret)')
+    assert hidden_names_shown(nb) == ['cell 1 uses json', 'cell 1 uses secret']

@@ -1,10 +1,10 @@
 """The chapters' widgets, used as a person uses them: in JupyterLab, in a real browser.
 
-For each notebook with widgets (the analysis chapter's γ and β on an image, the probe chapter's sliders on the trained
-network), starts JupyterLab on 127.0.0.1 over this checkout, opens the notebook in headless Chromium, runs all
-cells, and waits for its `interactive` widget (found by its slider labels, not by cell position). Then, for
-each of its sliders, it presses the arrow key on the slider's handle and checks that the slider's value and the
-figure below the sliders both change. No cell may end in an error, and the page may never say "Error displaying
+For each notebook with widgets (the probe chapter's: γ and β on one image, and sliders on the trained network),
+starts JupyterLab on 127.0.0.1 over this checkout, opens the notebook in headless Chromium, runs all cells, and waits
+for its `interactive` widgets (found by their slider labels, not by cell position). Then, for each of its sliders,
+it presses the arrow key on the slider's handle and checks that the slider's value and the figure below the sliders
+both change. No cell may end in an error, and the page may never say "Error displaying
 widget" or "Model not found". On a failure a screenshot is saved and its path printed.
 
 Needs /usr/bin/chromium, /usr/bin/chromedriver (Debian: chromium, chromium-driver) and the selenium package; without
@@ -32,8 +32,8 @@ import pytest
 from chromium import HOST, headless_chromium, missing_tools, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDGETS = {'nbs/04_analysis.ipynb': ['gamma', 'beta'],                  # image_widget
-           'nbs/18_probe.ipynb': ['gamma_scale', 'beta_shift']}         # probe_widget
+WIDGETS = {'nbs/18_probe.ipynb': ['gamma', 'beta',                      # image_widget
+                                  'gamma_scale', 'beta_shift']}         # probe_widget
 BAD_TEXT = ['Error displaying widget', 'Model not found']
 RUN_TIMEOUT = 300          # s: run all cells (training included) until the widget shows a figure
 STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
