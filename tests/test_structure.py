@@ -115,15 +115,19 @@ def cell_sources(nb_path: Path) -> list[tuple[int, str]]:
     return [(i, ''.join(c['source'])) for i, c in enumerate(cells) if c['cell_type'] == 'code']
 
 
+def python_of(source: str) -> str:
+    "A cell's source as Python: each line of an IPython magic (`%...`) or shell escape (`!...`) becomes `pass`."
+    return '\n'.join(line[:len(line) - len(line.lstrip())] + 'pass' if line.lstrip().startswith(('%', '!')) else line
+                     for line in source.splitlines())
+
+
 def cell_imports(nb_path: Path) -> tuple[list[tuple[int, str]], list[str]]:
     """(cell index, module) for every import of a package module in the notebook's code cells, and the cells that
     could not be read. Lines of IPython magics (`%...`) and shell escapes (`!...`) are left out; a cell magic (`%%...`)
     may hold another language, so only such a cell may fail to parse."""
     found, unreadable = [], []
     for i, source in cell_sources(nb_path):
-        lines = [line[:len(line) - len(line.lstrip())] + 'pass' if line.lstrip().startswith(('%', '!')) else line
-                 for line in source.splitlines()]
-        try: tree = ast.parse('\n'.join(lines))
+        try: tree = ast.parse(python_of(source))
         except SyntaxError as e:
             if not source.lstrip().startswith('%%'):
                 unreadable.append(f"{nb_path.name} cell {i}: {e.msg} (line {e.lineno})")
@@ -433,8 +437,7 @@ SHOWN_ANYWAY = {'test_eq', 'test_ne', 'test_close', 'test_fail', 'test_is', 'tes
 
 def names_of(source: str) -> tuple[set[str], set[str]]:
     "(names a cell binds, names it reads), magics and shell lines left out; a cell that does not parse gives neither."
-    lines = ['' if line.lstrip().startswith(('%', '!')) else line for line in source.splitlines()]
-    try: tree = ast.parse('\n'.join(lines))
+    try: tree = ast.parse(python_of(source))
     except SyntaxError: return set(), set()
     bound, read = set(), set()
     for node in ast.walk(tree):
