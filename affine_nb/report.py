@@ -17,7 +17,8 @@ import torch
 from .experiments import SEEDS, conclusions, results_table
 from .analysis import confused_table, epoch_table, markdown_table, most_confused
 from .probe import interpret_affine
-from .repro import PORTABLE_ENV, TOLERANCE, kernel_table, largest_differences, seed_spread
+from .analysis import TOLERANCE
+from .repro import PORTABLE_ENV, kernel_table, largest_differences, seed_spread
 
 # %% ../nbs/26_report.ipynb #40a7ef6b
 def machine(metrics: dict) -> str:
