@@ -122,7 +122,9 @@ def _note_failure(folder, rank: int, e: BaseException, **more) -> None:
     "A note with the time: the first rank to fail is the cause, the others fail because it left."
     note = dict(time=time.time(), exit=e.code if isinstance(e, SystemExit) else None, error=f"{type(e).__name__}: {e}",
                 **more)
-    (Path(folder) / f'{rank}.failed').write_text(json.dumps(note))
+    partial = Path(folder) / f'{rank}.failed.partial'      # whole or not at all: the parent reads *.failed as it waits
+    partial.write_text(json.dumps(note))
+    os.replace(partial, Path(folder) / f'{rank}.failed')
 
 def _run_rank(rank, fn, args, world, port, device, timeout_s, folder, parent):
     follow_parent(parent)
