@@ -17,6 +17,7 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
             'mit': ('MIT License', 'OSI Approved :: MIT License')}
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature',
             '7 - Inactive']
+export_requirements = shlex.split(cfg.get('export_requirements', ''))
 license_name, license_classifier = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
 setuptools.setup(
@@ -36,7 +37,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=shlex.split(cfg.get('requirements', '')),
-    extras_require={'dev': shlex.split(cfg.get('dev_requirements', ''))},
+    # export: what affine-export --onnx needs; dev: everything the tests and the chapters use, export included
+    extras_require={'dev': shlex.split(cfg.get('dev_requirements', '')) + export_requirements,
+                    'export': export_requirements},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

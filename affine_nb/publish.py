@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STAGES', 'SPEEDRUN_PARTS', 'PUBLISHING', 'READS', 'run_folders', 'held_message', 'fresh_folder', 'save_figures',
-           'diagnostic_figures', 'train_reference', 'train_experiments', 'measure_kernels', 'timed_run',
+           'diagnostic_figures', 'train_reference', 'metrics_only', 'train_experiments', 'measure_kernels', 'timed_run',
            'train_speedrun', 'emptied_folders', 'held_folder', 'chapters', 'code_sha256', 'Reads', 'reads_sha256',
            'outputs_made_from', 'as_terminal_shows', 'execute_chapters']
 
@@ -105,16 +105,26 @@ def train_reference(root: Path) -> None:
     for name in ('loss_over_epochs.png', 'accuracy_over_epochs.png', 'learning_rate.png'):
         os.replace(folder / name, root / 'figures' / name)
 
+# %% ../nbs/28_publish.ipynb #3b8ee7c0
+def metrics_only(folder: Path) -> None:
+    """Delete the files of the run folder `folder` but its metrics.json: all that is kept of an experiment or a kernel
+    variant, here as in a clone (only the reference runs of the presets keep their weights)."""
+    for path in folder.iterdir():
+        if path.is_file() and path.name != 'metrics.json': path.unlink()
+
 def train_experiments(root: Path) -> None:
     "The experiments chapter's runs into results/experiments/ (their figures are drawn with the text)."
     folder = root / 'results' / 'experiments'
-    run = lambda cfg, path: train_run(cfg, fresh_folder(path.parent))[1]           # whole run folders
+    def run(cfg, path):                                   # a whole run folder, of which metrics.json is kept
+        metrics = train_run(cfg, fresh_folder(path.parent))[1]
+        metrics_only(path.parent); return metrics
     three_epochs = run_configs(CONFIGS, 3, SEEDS, folder, retrain=True, run=run)
     run_configs([best_of(three_epochs)], 10, SEEDS, folder, retrain=True, run=run)
 
 def measure_kernels(root: Path) -> None:
-    "The default recipe under every kernel variant into results/kernels/."
-    for name, folder in run_folders(root)['kernels'].items(): train_variant(name, fresh_folder(folder))
+    "The default recipe under every kernel variant into results/kernels/, of which metrics.json is kept."
+    for name, folder in run_folders(root)['kernels'].items():
+        train_variant(name, fresh_folder(folder)); metrics_only(folder)
 
 # %% ../nbs/28_publish.ipynb #131d2abc
 def timed_run(cfg: RunConfig, path: Path) -> dict:
@@ -175,12 +185,17 @@ class Reads:
     names: tuple[str, ...] = ()          # only which files there are (a list of chapters)
     contents: tuple[str, ...] = ()       # their bytes too (a committed result)
 
+# %% ../nbs/28_publish.ipynb #20ce8568
 READS = {'04_analysis': Reads(contents=('results/default/metrics.json',)),
          '11_experiments': Reads(contents=('results/experiments/**/*.json',)),
          '15_speedrun': Reads(contents=('results/default/metrics.json', 'results/experiments/**/*.json')),
-         '16_config': Reads(contents=('results/*/metrics.json', 'results/speedrun/**/*.json')),
+         '16_config': Reads(contents=('results/default/metrics.json',)),
          '17_ladder': Reads(contents=('results/speedrun/**/*.json',)),
-         '19_breakdown': Reads(contents=('results/speedrun/**/*.json',)),
+         '18_predict': Reads(contents=('results/default/metrics.json', 'results/default/model.pt',
+                                       'results/speedrun/speedrun-seed42/metrics.json',
+                                       'results/speedrun/speedrun-seed42/model.pt',
+                                       'results/experiments/step-3ep-seed42/metrics.json')),
+         '19_probe': Reads(contents=('results/default/metrics.json', 'results/default/model.pt')),
          '21_reproducibility': Reads(contents=('results/default/metrics.json', 'results/kernels/**/*.json',
                                                'results/experiments/**/*.json')),
          '26_report': Reads(contents=('results/default/*.json', 'results/kernels/**/*.json',

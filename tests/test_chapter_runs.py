@@ -27,7 +27,7 @@ def pytest_collection_finish(session):
     for item in session.items: print('SKIP' if item.get_closest_marker('skip') else 'RUN', item.nodeid)
 '''
 BROWSER = 'tests/test_widgets_browser.py::test_widgets_respond_to_sliders'
-CHAPTERS = {'nbs/18_probe.ipynb::18_probe'}
+CHAPTERS = {'nbs/19_probe.ipynb::19_probe'}
 
 
 def which_run(tmp_path: Path, *paths: str, can_run: bool | None = None) -> tuple[dict, str]:
@@ -45,9 +45,9 @@ def which_run(tmp_path: Path, *paths: str, can_run: bool | None = None) -> tuple
 
 def test_a_chapter_the_browser_test_runs_is_skipped_and_no_other(tmp_path):
     if missing := missing_tools('jupyterlab'): pytest.skip(f"the browser test cannot run here ({', '.join(missing)})")
-    browser = f'{BROWSER}[nbs/18_probe.ipynb]'
-    said, printed = which_run(tmp_path, 'nbs/04_analysis.ipynb', 'nbs/18_probe.ipynb', browser)
-    assert said == {'nbs/04_analysis.ipynb::04_analysis': 'RUN', 'nbs/18_probe.ipynb::18_probe': 'SKIP',
+    browser = f'{BROWSER}[nbs/19_probe.ipynb]'
+    said, printed = which_run(tmp_path, 'nbs/04_analysis.ipynb', 'nbs/19_probe.ipynb', browser)
+    assert said == {'nbs/04_analysis.ipynb::04_analysis': 'RUN', 'nbs/19_probe.ipynb::19_probe': 'SKIP',
                     browser: 'RUN'}, printed
 
 
@@ -55,9 +55,9 @@ def test_a_chapter_the_browser_test_runs_is_skipped_and_no_other(tmp_path):
 def test_the_names_conftest_looks_for_are_there(tmp_path, can_run):
     """Each chapter of the browser test is skipped where that test can run, and runs where it cannot: conftest.py finds
     the (parametrized) browser test, its module's `runs_here` and `WIDGETS`, and the chapters WIDGETS names."""
-    said, printed = which_run(tmp_path, 'nbs/04_analysis.ipynb', 'nbs/18_probe.ipynb', 'tests/test_widgets_browser.py',
+    said, printed = which_run(tmp_path, 'nbs/04_analysis.ipynb', 'nbs/19_probe.ipynb', 'tests/test_widgets_browser.py',
                               can_run=can_run)
-    browsers = {f'{BROWSER}[nbs/18_probe.ipynb]'}
+    browsers = {f'{BROWSER}[nbs/19_probe.ipynb]'}
     assert said == ({name: 'SKIP' if can_run else 'RUN' for name in CHAPTERS} | dict.fromkeys(browsers, 'RUN')
                     | {'nbs/04_analysis.ipynb::04_analysis': 'RUN'}), printed
 

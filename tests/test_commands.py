@@ -95,7 +95,8 @@ def test_readme_documents_the_exit_codes():
     text = '\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown')
     assert '\n## Exit codes\n' in text
     section = text.split('\n## Exit codes\n', 1)[1].split('\n## ', 1)[0]
-    for command in ('affine-train', 'affine-compare', 'affine-portable', 'affine-publish'):
+    for command in ('affine-train', 'affine-compare', 'affine-portable', 'affine-publish', 'affine-predict',
+                    'affine-export'):
         assert f"`{command}" in section, command
     rows = {columns[1].strip(): line for line in section.splitlines()
             if len(columns := line.split('|')) > 2 and columns[1].strip().isdigit()}
@@ -118,9 +119,13 @@ def test_publish_without_the_dev_extra_says_what_to_install():
 
 
 def test_every_console_script_is_tested_for_a_plain_install():
-    "Each console script needs the packages of a plain install only, or is `affine-publish`, which the test above runs."
+    """Each console script needs the packages of a plain install only (`affine-export --onnx` says what to install, a
+    test of its own), or is `affine-publish`, which the test above runs."""
     scripts = [s.split('=')[0] for s in ROOT.joinpath('settings.ini').read_text().split('console_scripts = ')[1]
                .splitlines()[0].split()]
-    assert scripts == ['affine-train', 'affine-portable', 'affine-compare', 'affine-publish'], scripts
-    blocked = "import sys; sys.modules['nbformat'] = sys.modules['nbclient'] = None; "
-    assert subprocess.run([sys.executable, '-c', blocked + "import affine_nb.cli, affine_nb.repro"]).returncode == 0
+    assert scripts == ['affine-train', 'affine-portable', 'affine-compare', 'affine-publish', 'affine-predict',
+                       'affine-export'], scripts
+    blocked = ("import sys; sys.modules.update(dict.fromkeys(['nbformat', 'nbclient', 'onnx', 'onnxscript', "
+               "'onnxruntime'])); ")
+    imports = "import affine_nb.cli, affine_nb.repro, affine_nb.predict"
+    assert subprocess.run([sys.executable, '-c', blocked + imports]).returncode == 0

@@ -114,4 +114,5 @@ def test_check_notices_a_chapter_whose_listed_files_changed(tmp_path):
     metrics = project / 'results' / 'default' / 'metrics.json'
     metrics.write_text(metrics.read_text().replace('"test_acc"', '"test_acc" ', 1))
     assert [p.name for p in stale_chapters(project)] == ['04_analysis.ipynb', '15_speedrun.ipynb', '16_config.ipynb',
+                                                        '18_predict.ipynb', '19_probe.ipynb',
                                                         '21_reproducibility.ipynb', '26_report.ipynb']

@@ -32,10 +32,10 @@ import pytest
 from chromium import HOST, headless_chromium, missing_tools, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-WIDGETS = {'nbs/18_probe.ipynb': ['gamma', 'beta',                      # image_widget
+WIDGETS = {'nbs/19_probe.ipynb': ['gamma', 'beta',                      # image_widget
                                   'gamma_scale', 'beta_shift']}         # probe_widget
 BAD_TEXT = ['Error displaying widget', 'Model not found']
-RUN_TIMEOUT = 300          # s: run all cells (training included) until the widget shows a figure
+RUN_TIMEOUT = 300          # s: run all cells until the widget shows a figure
 STEP_TIMEOUT = 20          # s: one slider move until its figure is redrawn
 STEP_TRIES = 3             # arrow presses per slider before giving up
 
