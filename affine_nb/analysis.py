@@ -66,8 +66,8 @@ def epoch_table(history: list[dict], seconds: bool = True) -> str:
     columns = ['epoch', 'train_loss', 'train_acc', 'test_loss', 'test_acc']
     columns += ['seconds'] if seconds else []
     formats = dict(epoch='{}', seconds='{:.1f}')        # the others: '{:.4f}'
-    rows = [[formats.get(c, '{:.4f}').format(h[c]) for c in columns]
-            for h in history]
+    rows = [[formats.get(c, '{:.4f}').format(h[c]) if h[c] is not None else '–'
+             for c in columns] for h in history]
     return markdown_table([c.replace('_', ' ') for c in columns], rows)
 
 # %% ../nbs/04_analysis.ipynb #2a7cdde2

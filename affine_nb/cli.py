@@ -266,7 +266,9 @@ def ending(cfg: RunConfig, metrics: dict, out: Path) -> str:
     if metrics['finished']:
         return (f"{split} accuracy {last['test_acc']:.4f} after {cfg.epochs} epochs in {metrics['wall_seconds']:.1f} "
                 f"s; metrics.json, model.pt, checkpoint.pt and curves in {out}")
-    return (f"stopped after epoch {last['epoch']} of {cfg.epochs} ({split} accuracy {last['test_acc']:.4f}); "
+    tested = (f"{split} accuracy {last['test_acc']:.4f}" if last['test_acc'] is not None
+              else f"not evaluated after it: --eval-every {cfg.eval_every}")
+    return (f"stopped after epoch {last['epoch']} of {cfg.epochs} ({tested}); "
             f"continue with: affine-train {resume_command(out / 'checkpoint.pt')}")
 
 # %% ../nbs/25_cli.ipynb #9e2768bf

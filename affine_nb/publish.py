@@ -27,16 +27,16 @@ from .analysis import plot_confusion
 from .experiments import CONFIGS, SEEDS, best_of, load_runs, run_name
 from .diagnostics import ActivationStats, lr_find, plot_activation_stats, plot_lr_find, plot_misclassified
 from .config import RunConfig, command_line, preset
-from .ladder import GOALS, REFERENCES, climbs, run_configs
+from .ladder import CLIMBS, GOALS, REFERENCES, climbs
 from .probe import AffineProbe, accuracy_sweep, analyse, plot_accuracy_sweep
 from .integrity import checked_split, save_figure, write_atomic
-from .repro import KERNEL_VARIANTS, train_variant, variant_folder
+from .repro import KERNEL_VARIANTS, run_configs, train_variant, variant_folder
 from .runs import RunFolderError, lock_folder, locked_by_run, train_run
 from .site import directives, is_false
 
 # %% ../nbs/28_publish.ipynb #4cdf2090
 STAGES = ('reference', 'experiments', 'kernels', 'speedrun', 'notebooks')
-SPEEDRUN_PARTS = ('ladder', 'second', 'five-minutes', 'test', 'reference', 'profile')
+SPEEDRUN_PARTS = (*(c.folder for c in CLIMBS.values()), 'test', 'reference', 'profile')   # each climb's folder, ...
 
 def run_folders(root: Path, parts=SPEEDRUN_PARTS) -> dict[str, dict]:
     """The run folders that each training stage (the speedrun's with its `parts`) empties with `fresh_folder` and

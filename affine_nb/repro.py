@@ -7,7 +7,7 @@ __all__ = ['PORTABLE_ENV', 'KEY_FIELDS', 'JSON_LIMIT', 'KERNEL_VARIANTS', 'PINS'
            'kernel_fingerprint', 'environment', 'RecordEnvironment', 'portable_env', 'restart_portable', 'run_portable',
            'kernel_key', 'key_differences', 'final', 'not_comparable', 'compare_runs', 'default_reference', 'read_json',
            'read_metrics', 'weights_digest', 'weights_problem', 'compare_main', 'variant_folder', 'train_variant',
-           'kernel_table', 'largest_differences', 'seed_spread']
+           'kernel_table', 'largest_differences', 'seed_spread', 'run_configs']
 
 # %% ../nbs/21_reproducibility.ipynb #082b0f92
 import argparse, dataclasses, getpass, json, os, platform, re, stat, subprocess, sys, tempfile, warnings
@@ -21,6 +21,7 @@ from .data import checkout
 from .analysis import TOLERANCE, markdown_table
 from .training import Callback, weights_sha256
 from .hardware import cpu_info
+from .experiments import CONFIGS, keep_metrics, run_name, run_or_load
 from .config import OneLineParser, RunConfig
 
 # %% ../nbs/21_reproducibility.ipynb #6410d65d
@@ -278,3 +279,16 @@ def largest_differences(runs: dict[str, dict], reference: dict) -> dict:
 def seed_spread(runs: list[dict]) -> dict:
     "Max minus min of the final test accuracy and loss over runs that differ only in their seed."
     return {k: max(final(r)[k] for r in runs) - min(final(r)[k] for r in runs) for k in TOLERANCE}
+
+# %% ../nbs/21_reproducibility.ipynb #7d026759
+def run_configs(names, epochs: int, seeds, folder: Path, train=None, test=None, retrain: bool = False,
+                run=None) -> dict[str, list[dict]]:
+    """The metrics of the experiments `names` (of `CONFIGS`) for every seed, by name; `run(cfg, path)` trains one
+    that is missing (default: `keep_metrics` on `train` and `test`)."""
+    run = run or (lambda cfg, path: keep_metrics(cfg, path, train, test))
+    runs = {}
+    for name in names:
+        configs = [RunConfig(epochs=epochs, seed=seed, **CONFIGS[name]) for seed in seeds]
+        runs[name] = [run_or_load(cfg, Path(folder) / run_name(name, epochs, cfg.seed) / 'metrics.json', run, retrain,
+                                  cfg.training_images() if train is None else len(train)) for cfg in configs]
+    return runs

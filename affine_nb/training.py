@@ -142,15 +142,16 @@ def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
 
 # %% ../nbs/03_training.ipynb #f02d9022
 class Evaluate(Callback):
-    "After every epoch, its row of `learn.history`."
+    "After every `every`-th epoch and the last, its row of `learn.history`."
     order = EVALUATE
-    def __init__(self, test: Split): self.test = test
+    def __init__(self, test: Split, every=1): self.test, self.every = test, every
     def before_epoch(self, learn): self.began = time.perf_counter()
     def after_epoch(self, learn):
-        t = learn.totals
-        loss, acc = evaluate(learn.model, self.test)
+        t, n = learn.totals, learn.epoch + 1
+        due = n == learn.epochs or (self.every > 0 and n % self.every == 0)
+        loss, acc = evaluate(learn.model, self.test) if due else (None, None)
         seconds = time.perf_counter() - self.began
-        learn.history.append(dict(epoch=learn.epoch + 1, train_loss=t.loss / t.seen,
+        learn.history.append(dict(epoch=n, train_loss=t.loss / t.seen,
                                   train_acc=t.correct / t.seen, test_loss=loss,
                                   test_acc=acc, seconds=seconds))
 

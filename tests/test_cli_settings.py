@@ -21,7 +21,7 @@ from tiny_train import final_digest, one_line, run_in_process
     (['--preset', 'speedrun', '--widths', '²'], "--widths must be whole numbers from 1 to 4096"),
     (['--preset', 'speedrun', '--widths', '16,100000'], "--widths must be whole numbers from 1 to 4096"),
     (['--preset', 'speedrun', '--holdout', 95],
-     "--batch-size 128 leaves a batch of 1 of the 59905 training images, 1 per process, and BatchNorm"),
+     "--batch-size 256 leaves a batch of 1 of the 59905 training images, 1 per process, and BatchNorm"),
     (['--batchnorm', '--batch-size', 59_999],
      "--batch-size 59999 leaves a batch of 1 of the 60000 training images, 1 per process, and BatchNorm"),
     (['--preset', 'speedrun', '--batchnorm'], "--batchnorm adds BatchNorm to the recipe's network only"),
