@@ -55,8 +55,9 @@ PRESETS = {'default': {},
            'speedrun-4s': dict(epochs=2, batch_size=256, lr=1e-2, scheduler='onecycle', batchnorm=True),
            'speedrun': dict(epochs=6, batch_size=256, lr=1e-2, scheduler='onecycle', widths='16,32,64,64,64',
                             memory_format='channels_last', norm='fused', flip=0.5, test_views=2, eval_every=0),
-           'speedrun-5min': dict(epochs=16, lr=5e-3, scheduler='onecycle', widths='16,32,64r,128,128',
-                                 memory_format='channels_last', norm='fused', translate=2, label_smoothing=0.1)}
+           'speedrun-5min': dict(epochs=16, batch_size=256, lr=1e-2, scheduler='onecycle', widths='16,32,64,128,128',
+                                 memory_format='channels_last', norm='fused', flip=0.5, test_views=2, eval_every=0,
+                                 label_smoothing=0.1)}
 
 def preset(name: str, **changes) -> RunConfig:
     "The settings of the preset `name`, with `changes`."

@@ -134,12 +134,17 @@ SECOND_LADDER = [
 
 # %% ../nbs/17_ladder.ipynb #8f732f49
 FIVE_MINUTE_LADDER = [
-    # where the second climb ended on the AMD CPU, with 16 epochs
-    ("the AMD climb's 60-s preset, 16 epochs", dataclasses.asdict(
-        dataclasses.replace(FIRST_END, widths='16,32,64r,128,128', epochs=16))),
+    ("the 60-s preset, 16 epochs", dataclasses.asdict(preset('speedrun', epochs=16))),
     ("random shifts of up to 2 pixels", dict(translate=2)),
-    ("mirror images: random flips, and test-time flips", dict(flip=0.5, test_views=2)),
     ("label smoothing 0.1", dict(label_smoothing=0.1)),
+    ("a residual block at 7×7", dict(widths='16,32,64r,64,64')),
+    ("128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
+    ("24 epochs", dict(epochs=24)),
+    ("32 epochs", dict(epochs=32)),
+    ("128 channels in the two smallest blocks, without the residual block", dict(widths='16,32,64,128,128')),
+    ("24 epochs", dict(epochs=24)),
+    ("random shifts of up to 2 pixels, on the wider network", dict(translate=2)),
+    ("128 channels from 7×7 on", dict(widths='16,32,128,128,128')),
 ]
 
 # %% ../nbs/17_ladder.ipynb #74a2963a
@@ -147,6 +152,8 @@ THREE_SECOND_LADDER = [
     ("the 4-s preset, the first climb's start", dataclasses.asdict(preset('speedrun-4s'))),
     ("evaluate once, after the last epoch", dict(eval_every=0)),
     ("batch 512, peak 2e-2: fewer, larger steps", dict(batch_size=512, lr=2e-2)),
+    ("bf16 autocast", dict(precision='bf16')),
+    ("channels_last", dict(memory_format='channels_last')),
 ]
 
 # %% ../nbs/17_ladder.ipynb #1e55cd6d
