@@ -44,9 +44,9 @@ def make_parser() -> OneLineParser:
                            "weights, a checkpoint per epoch and the loss, accuracy and learning-rate curves.")
     parser.add_argument('--preset', choices=list(PRESETS), help="the settings to start from, which the options below "
                         "change: default (the recipe), speedrun-4s (the recipe's network, 2 epochs), speedrun (the "
-                        "speedrun's network and tricks, under a minute), speedrun-5min (16 epochs of wider blocks, "
-                        "label smoothing, under five minutes); each option's help names the presets' values (default: "
-                        "default)")
+                        "speedrun's network and tricks, under a minute), speedrun-5min (the speedrun's "
+                        "network with 128 channels in its two smallest blocks, 16 epochs, label smoothing, under five "
+                        "minutes); each option's help names the presets' values (default: default)")
     parser.add_argument('--recipe', dest='preset', choices=list(PRESETS), help=argparse.SUPPRESS)   # its old name
     add_settings(parser)
     parser.add_argument('--data', help="folder that holds FashionMNIST/raw/ (default: $AFFINE_NB_DATA, else data/ of "

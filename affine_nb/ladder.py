@@ -116,7 +116,7 @@ SECOND_LADDER = [
     ("the first climb's last rung kept", dataclasses.asdict(FIRST_END)),
     ("a residual block at 7×7", dict(widths='16,32,64r,64,64')),
     ("random shifts of up to 1 pixel", dict(translate=1)),
-    ("128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
+    ("a residual block at 7×7 and 128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
     ("mirror images: random flips, and test-time flips", dict(flip=0.5, test_views=2)),
     ("5 epochs", dict(epochs=5)),
     # the third climb (`THIRD_FROM`): on from the second's end
@@ -127,9 +127,9 @@ SECOND_LADDER = [
     ("a residual block at 7×7", dict(widths='16,32,64r,64,64')),
     ("batch 256, peak 1e-2: fewer, larger steps", dict(batch_size=256, lr=1e-2)),
     ("a residual block at 7×7", dict(widths='16,32,64r,64,64')),
-    ("128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
+    ("a residual block at 7×7 and 128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
     ("6 epochs", dict(epochs=6)),
-    ("128 channels in the two smallest blocks, without the residual block", dict(widths='16,32,64,128,128')),
+    ("128 channels in the two smallest blocks", dict(widths='16,32,64,128,128')),
 ]
 
 # %% ../nbs/17_ladder.ipynb #8f732f49
@@ -138,13 +138,13 @@ FIVE_MINUTE_LADDER = [
     ("random shifts of up to 2 pixels", dict(translate=2)),
     ("label smoothing 0.1", dict(label_smoothing=0.1)),
     ("a residual block at 7×7", dict(widths='16,32,64r,64,64')),
-    ("128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
+    ("a residual block at 7×7 and 128 channels in the two smallest blocks", dict(widths='16,32,64r,128,128')),
     ("24 epochs", dict(epochs=24)),
     ("32 epochs", dict(epochs=32)),
-    ("128 channels in the two smallest blocks, without the residual block", dict(widths='16,32,64,128,128')),
-    ("24 epochs", dict(epochs=24)),
+    ("128 channels in the two smallest blocks", dict(widths='16,32,64,128,128')),
+    ("24 epochs, on the wider network", dict(epochs=24)),
     ("random shifts of up to 2 pixels, on the wider network", dict(translate=2)),
-    ("128 channels from 7×7 on", dict(widths='16,32,128,128,128')),
+    ("128 channels at 7×7 too", dict(widths='16,32,128,128,128')),
 ]
 
 # %% ../nbs/17_ladder.ipynb #74a2963a
